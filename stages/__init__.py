@@ -1,0 +1,1 @@
+"""The shell: one Typer command per DVC stage. See ``stages/cli.py``."""

@@ -1,0 +1,31 @@
+"""The ``visdial`` command: every DVC stage as a subcommand (``visdial prepare …``).
+
+``python -m stages …`` is the same app.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    help="Best of Both Worlds (Lu et al., NeurIPS 2017): visual dialog pipeline stages.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# (subcommand, module): each module defines ``main``, a Typer command function.
+COMMANDS = [
+    ("demo-data", "stages.demo_data"),
+    ("prepare", "stages.prepare"),
+]
+
+for _name, _module in COMMANDS:
+    _main = importlib.import_module(_module).main
+    app.command(_name, help=_main.__doc__)(_main)
+
+
+def main() -> None:  # console-script entry point
+    app()

@@ -1,0 +1,60 @@
+"""Shared fixtures: real VisDial v1.0 samples from ../shared, and small hand-made VisDial files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO.parent / "shared" / "data" / "visdial_1.0_val_samples"
+
+
+@pytest.fixture
+def samples() -> Path:
+    if not SAMPLES.exists():
+        pytest.skip(f"real VisDial samples not found at {SAMPLES}")
+    return SAMPLES
+
+
+def visdial_doc(
+    dialogs: list[tuple[str, list[tuple[str, str]]]], version: str = "0.9", split: str = "train"
+) -> dict:
+    """A VisDial document from ``[(caption, [(question, answer), ...]), ...]``.
+
+    Options of each round: the ground truth at position ``round % 100`` and the other answers of
+    the file (cycled) elsewhere.
+    """
+    questions = sorted({q for _, rounds in dialogs for q, _ in rounds})
+    answers = sorted({a for _, rounds in dialogs for _, a in rounds} | {"filler"})
+    q_id = {q: i for i, q in enumerate(questions)}
+    a_id = {a: i for i, a in enumerate(answers)}
+    out = []
+    for n, (caption, rounds) in enumerate(dialogs):
+        dialog = []
+        for r, (q, a) in enumerate(rounds):
+            others = [i for i in range(len(answers)) if i != a_id[a]]
+            options = [others[k % len(others)] for k in range(99)]
+            options.insert(r, a_id[a])
+            dialog.append(
+                {"question": q_id[q], "answer": a_id[a], "gt_index": r, "answer_options": options}
+            )
+        out.append({"image_id": 100 + n, "caption": caption, "dialog": dialog})
+    return {
+        "version": version,
+        "split": split,
+        "data": {"questions": questions, "answers": answers, "dialogs": out},
+    }
+
+
+@pytest.fixture
+def write_visdial(tmp_path):
+    """Write ``visdial_doc(...)`` (or a given dict) to a JSON file and return its path."""
+
+    def write(name: str, doc) -> Path:
+        path = tmp_path / name
+        path.write_text(doc if isinstance(doc, str) else json.dumps(doc))
+        return path
+
+    return write

@@ -1,0 +1,47 @@
+import pytest
+import yaml
+
+from pipeline.config import Params
+from pipeline.errors import InputError
+from stages.params import load_params
+from tests.conftest import REPO
+
+
+def test_repo_params_yaml_is_valid():
+    params = load_params(REPO / "params.yaml")
+    assert params.prepare.min_count == 5
+    assert (params.prepare.max_len.caption, params.prepare.max_len.question) == (24, 16)
+    assert params.prepare.max_len.answer == 8
+
+
+def test_unknown_key_is_named():
+    with pytest.raises(InputError, match="unknown key 'prepare.min_cout'"):
+        Params.from_mapping({"prepare": {"min_cout": 3}})
+
+
+def test_unknown_nested_key_is_named():
+    with pytest.raises(InputError, match="unknown key 'prepare.max_len.answr'"):
+        Params.from_mapping({"prepare": {"max_len": {"answr": 3}}})
+
+
+def test_wrong_type_is_named():
+    with pytest.raises(InputError, match="'prepare.min_count'"):
+        Params.from_mapping({"prepare": {"min_count": "five"}})
+
+
+def test_missing_file_means_defaults(tmp_path):
+    assert load_params(tmp_path / "params.yaml") == Params()
+
+
+def test_bad_yaml_names_file(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("prepare: [\n")
+    with pytest.raises(InputError, match="params.yaml: not valid YAML"):
+        load_params(path)
+
+
+def test_partial_sections_keep_defaults(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"prepare": {"min_count": 2}}))
+    params = load_params(path)
+    assert params.prepare.min_count == 2 and params.prepare.max_len.answer == 8

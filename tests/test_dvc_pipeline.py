@@ -1,0 +1,64 @@
+"""End to end: ``dvc repro`` in a temporary git repo on the tiny params profile."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def _run(args: list[str], cwd: Path) -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{args} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    """A copy of the project's tracked (and not ignored) files as a fresh git repo."""
+    dest = tmp_path_factory.mktemp("clone")
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True
+    ).stdout.split()
+    for rel in listed:
+        if (REPO / rel).is_file() and not rel.startswith(("data/", "metrics/")):
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, dest / rel)
+    shutil.copy(REPO / "tests" / "params.tiny.yaml", dest / "params.yaml")
+    _run(["git", "init", "-q"], dest)
+    _run(["git", "add", "-A"], dest)
+    _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], dest)
+    _run(["dvc", "repro"], dest)
+    return dest
+
+
+def test_repro_produces_the_prepared_data(repo):
+    with h5py.File(repo / "data/prepared/dialogs.h5", "r") as h5:
+        assert len(h5["train/image_id"]) == 24 and len(h5["val/image_id"]) == 6
+    assert (repo / "data/prepared/vocab.json").exists()
+
+
+def test_second_repro_does_nothing(repo):
+    out = _run(["dvc", "repro"], repo)
+    assert "Running stage" not in out
+    assert "didn't change" in out or "up to date" in out
+
+
+def test_min_count_change_reruns_only_prepare(repo):
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["prepare"]["min_count"] = 4
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    out = _run(["dvc", "repro"], repo)
+    assert "Running stage 'prepare'" in out
+    assert "Running stage 'demo_data" not in out
