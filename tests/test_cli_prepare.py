@@ -20,7 +20,7 @@ def test_prepare_writes_outputs_and_role_comes_from_option(tmp_path, write_visdi
               "--min-count", "9"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert Vocabulary.load(tmp_path / "out/vocab.json").itos[4:] == ["?", "is", "it", "red", "yes"]
+    assert Vocabulary.load(tmp_path / "out/vocab.json").itos[4:] == ["red", "?", "is", "it", "yes"]
     with h5py.File(tmp_path / "out/dialogs.h5", "r") as h5:
         assert set(h5) == {"train", "val"} and len(h5["train/image_id"]) == 3
 
@@ -29,11 +29,11 @@ def test_settings_come_from_params_yaml(tmp_path, write_visdial, monkeypatch):
     monkeypatch.chdir(tmp_path)
     train = write_visdial("t.json", TRAIN)
     (tmp_path / "params.yaml").write_text(
-        f"data: {{train: {train}, val: {train}}}\nprepare: {{min_count: 10}}\n"
+        f"data: {{train: {train}, val: {train}}}\nprepare: {{min_count: 13}}\n"
     )
     result = runner.invoke(app, ["prepare", "--out", "out"])
     assert result.exit_code == 0, result.output
-    assert Vocabulary.load(tmp_path / "out/vocab.json").itos[4:] == []  # nothing seen 10 times
+    assert Vocabulary.load(tmp_path / "out/vocab.json").itos[4:] == []  # "red" is the most frequent: 12 times
 
 
 def test_bad_input_one_line_exit_1_and_no_output(tmp_path, write_visdial, monkeypatch):

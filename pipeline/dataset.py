@@ -1,0 +1,119 @@
+"""Batches of dialogs for training and evaluation: ``dialogs.h5`` + image features -> DialogBatch.
+
+The token arrays of one split are loaded into memory once (≈0.5 GB for VisDial v0.9 train); image
+features are read by row from the features HDF5 (``FeatureReader``), never loaded whole unless
+asked. Items are whole batches: ``__getitem__`` takes a list of dialog indices and gathers every
+array with one fancy-index, so there is no per-dialog collate in Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data.distributed import DistributedSampler
+
+from pipeline.batch import DialogBatch
+from pipeline.errors import InputError
+from pipeline.features import FeatureReader
+
+_ARRAYS = (
+    "image_id", "caption", "caption_len", "question", "question_len", "answer", "answer_len",
+    "num_rounds", "options", "gt_index", "answer_pool", "answer_pool_len",
+)  # fmt: skip
+
+
+def load_split(dialogs_h5: str | Path, split: str) -> dict[str, np.ndarray]:
+    """All arrays of one split of ``dialogs.h5`` (read-only open)."""
+    path = Path(dialogs_h5)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file (run the prepare stage)")
+    with h5py.File(path, "r") as h5:
+        if split not in h5:
+            raise InputError(f"{path}: has no '{split}' split (has: {', '.join(h5)})")
+        group = h5[split]
+        missing = [name for name in _ARRAYS if name not in group]
+        if missing:
+            raise InputError(f"{path}: split '{split}' lacks dataset '{missing[0]}'")
+        return {name: group[name][()] for name in group}
+
+
+class DialogDataset(Dataset):
+    """Dialog ``i`` of a split with its image features; items are batches (index lists)."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], features: FeatureReader):
+        self.a = arrays
+        rows = []
+        for image_id in arrays["image_id"].tolist():
+            try:
+                rows.append(features.row_of(image_id))
+            except KeyError:
+                raise InputError(f"{features.path}: no features for image {image_id}") from None
+        self.feature_rows = np.asarray(rows, np.int64)
+        self.features = features
+
+    def __len__(self) -> int:
+        return len(self.a["image_id"])
+
+    def __getitem__(self, index: Sequence[int]) -> DialogBatch:
+        idx = np.sort(np.asarray(index, np.int64))
+        a = self.a
+        feats = self.features[self.feature_rows[idx]]  # (B, 512, 7, 7)
+        image = (
+            torch.from_numpy(feats.astype(np.float32)).flatten(2).transpose(1, 2)
+        )  # (B, 49, 512)
+        options = a["options"][idx]  # (B, R, O)
+
+        def t(x: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(x).astype(np.int64))
+
+        return DialogBatch(
+            image=image.contiguous(),
+            caption=t(a["caption"][idx]),
+            caption_len=t(a["caption_len"][idx]),
+            question=t(a["question"][idx]),
+            question_len=t(a["question_len"][idx]),
+            answer=t(a["answer"][idx]),
+            answer_len=t(a["answer_len"][idx]),
+            num_rounds=t(a["num_rounds"][idx]),
+            options=t(a["answer_pool"][options]),  # (B, R, O, La)
+            options_len=t(a["answer_pool_len"][options]),  # (B, R, O)
+            gt_index=t(a["gt_index"][idx]),
+        )
+
+
+def batches(
+    dataset: DialogDataset,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    seed: int = 0,
+    epoch: int = 0,
+    workers: int = 0,
+    distributed: bool = False,
+    pin_memory: bool = False,
+) -> DataLoader:
+    """A DataLoader of DialogBatch; shuffling is seeded by ``seed`` and ``epoch`` (resumable).
+
+    With ``distributed``, each rank gets its own shard (``DistributedSampler``); ``batch_size``
+    is then per rank.
+    """
+    if distributed:
+        sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=False)
+        sampler.set_epoch(epoch)
+    elif shuffle:
+        sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed + epoch))
+    else:
+        sampler = SequentialSampler(dataset)
+    return DataLoader(
+        dataset,
+        sampler=BatchSampler(sampler, batch_size, drop_last=False),
+        batch_size=None,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        persistent_workers=False,
+    )
