@@ -85,6 +85,55 @@ class FeaturesConfig:
 
 
 @dataclass(frozen=True)
+class ModelConfig:
+    """Sizes shared by every model (paper §5: 300-d word embeddings, 512-d single-layer LSTMs)."""
+
+    embed_dim: int = 300
+    hidden: int = 512
+    dropout: float = 0.5
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Pretraining of G (``train_g``) or D (``train_d``): Adam, lr 4e-4 (paper §5).
+
+    ``variants`` are names like ``hciae-g-mle`` or ``hciae-d-np-att`` (``pipeline/models.py``).
+    ``beta1`` 0.8 follows the authors' code. ``lr_decay_every`` 0 keeps the lr constant.
+    """
+
+    variants: tuple[str, ...] = ()
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 4e-4
+    beta1: float = 0.8
+    lr_decay: float = 0.5
+    lr_decay_every: int = 0
+    grad_clip: float = 5.0
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    workers: int = 0
+
+
+@dataclass(frozen=True)
+class TrainGConfig(TrainConfig):
+    """``train_g``: generative variants, trained by MLE."""
+
+    variants: tuple[str, ...] = ("lf-g", "hrea-g", "mn-g", "hciae-g-mle")
+
+
+@dataclass(frozen=True)
+class TrainDConfig(TrainConfig):
+    """``train_d``: N-pair / cross-entropy over ``negatives`` sampled incorrect options."""
+
+    variants: tuple[str, ...] = (
+        "lf-d", "hrea-d", "mn-d", "hciae-d-mle", "hciae-d-np", "hciae-d-np-att",
+    )  # fmt: skip
+    epochs: int = 30
+    negatives: int = 99  # incorrect options per round in the loss (99 = the whole list)
+    l2: float = 1e-3  # N-pair L2 regulariser on the embeddings (Eq. 4, "following [43]")
+
+
+@dataclass(frozen=True)
 class Params:
     """All of ``params.yaml``. Sections default to their dataclass defaults when absent."""
 
@@ -92,20 +141,23 @@ class Params:
     demo: DemoConfig = field(default_factory=DemoConfig)
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train_g: TrainGConfig = field(default_factory=TrainGConfig)
+    train_d: TrainDConfig = field(default_factory=TrainDConfig)
 
     @classmethod
     def from_mapping(cls, mapping: dict[str, Any] | None, source: str = "params.yaml") -> Params:
         return from_mapping(cls, mapping or {}, source, "")
 
 
-def _check_type(value: Any, annotation: Any, key: str, source: str) -> Any:
+def _check_type(value: Any, annotation: Any, key: str, source: str, default: Any = None) -> Any:
     origin = typing.get_origin(annotation)
     if annotation is Any:
         return value
     if origin in (typing.Union, types.UnionType):
         for option in typing.get_args(annotation):
             try:
-                return _check_type(value, option, key, source)
+                return _check_type(value, option, key, source, default)
             except InputError:
                 continue
         raise InputError(f"{source}: key '{key}' has value {value!r} of the wrong type")
@@ -121,7 +173,7 @@ def _check_type(value: Any, annotation: Any, key: str, source: str) -> Any:
             return dict(value)
     elif dataclasses.is_dataclass(annotation):
         if isinstance(value, dict):
-            return from_mapping(annotation, value, source, key + ".")
+            return from_mapping(annotation, value, source, key + ".", default)
     elif annotation is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
@@ -138,13 +190,19 @@ def _check_type(value: Any, annotation: Any, key: str, source: str) -> Any:
             return value
     else:
         return value
-    raise InputError(
-        f"{source}: key '{key}' has value {value!r}, expected {getattr(annotation, '__name__', annotation)}"
-    )
+    expected = getattr(annotation, "__name__", annotation)
+    raise InputError(f"{source}: key '{key}' has value {value!r}, expected {expected}")
 
 
-def from_mapping(cls: type, mapping: dict[str, Any], source: str, prefix: str = "") -> Any:
-    """Build dataclass ``cls`` from ``mapping``; unknown keys and bad types raise ``InputError``."""
+def from_mapping(
+    cls: type, mapping: dict[str, Any], source: str, prefix: str = "", base: Any = None
+) -> Any:
+    """Build dataclass ``cls`` from ``mapping``; unknown keys and bad types raise ``InputError``.
+
+    Keys absent from ``mapping`` keep their value in ``base`` (default: ``cls()``), so a section's
+    own defaults (e.g. ``train_d``'s variant list) survive a partial section.
+    """
+    base = cls() if base is None else base
     if not isinstance(mapping, dict):
         raise InputError(f"{source}: '{prefix.rstrip('.') or '<top>'}' must be a mapping")
     hints = typing.get_type_hints(cls)
@@ -154,5 +212,8 @@ def from_mapping(cls: type, mapping: dict[str, Any], source: str, prefix: str = 
         raise InputError(
             f"{source}: unknown key '{prefix}{unknown[0]}' (known: {', '.join(sorted(names))})"
         )
-    kwargs = {k: _check_type(v, hints[k], prefix + k, source) for k, v in mapping.items()}
-    return cls(**kwargs)
+    kwargs = {
+        k: _check_type(v, hints[k], prefix + k, source, getattr(base, k))
+        for k, v in mapping.items()
+    }
+    return dataclasses.replace(base, **kwargs)

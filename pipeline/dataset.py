@@ -14,7 +14,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 from pipeline.batch import DialogBatch
@@ -93,27 +93,25 @@ def batches(
     shuffle: bool,
     seed: int = 0,
     epoch: int = 0,
+    rank: int = 0,
+    world: int = 1,
     workers: int = 0,
-    distributed: bool = False,
     pin_memory: bool = False,
 ) -> DataLoader:
-    """A DataLoader of DialogBatch; shuffling is seeded by ``seed`` and ``epoch`` (resumable).
+    """A DataLoader of DialogBatch for this rank; ``batch_size`` is per rank.
 
-    With ``distributed``, each rank gets its own shard (``DistributedSampler``); ``batch_size``
-    is then per rank.
+    Shuffling is a permutation seeded by ``(seed, epoch)`` — the same for every rank and for any
+    number of ranks — of which rank r takes every ``world``-th dialog; so K ranks with batch
+    B/K see, step by step, exactly the dialogs one process with batch B sees.
     """
-    if distributed:
-        sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=False)
-        sampler.set_epoch(epoch)
-    elif shuffle:
-        sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed + epoch))
-    else:
-        sampler = SequentialSampler(dataset)
+    sampler = DistributedSampler(
+        dataset, num_replicas=world, rank=rank, shuffle=shuffle, seed=seed, drop_last=False
+    )
+    sampler.set_epoch(epoch)
     return DataLoader(
         dataset,
         sampler=BatchSampler(sampler, batch_size, drop_last=False),
         batch_size=None,
         num_workers=workers,
         pin_memory=pin_memory,
-        persistent_workers=False,
     )

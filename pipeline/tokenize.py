@@ -1,13 +1,13 @@
 """The tokenizer: lower-case, words and punctuation split apart.
 
 A token is a run of letters/digits, optionally with apostrophe parts (``can't``, ``man's`` stay one
-token), or a single punctuation character. So ``"Yes, 2 cats."`` -> ``yes , 2 cats .``. This differs
-from NLTK's Treebank ``word_tokenize`` (used by the authors' code) only on contractions
-(``don't`` -> ``don't`` here, ``do n't`` there) and is ~30x faster (``benchmarks/prepare.py``).
+token), or a single punctuation character. So ``"Yes, 2 cats."`` -> ``yes , 2 cats .``. This
+differs from NLTK's Treebank ``word_tokenize`` (used by the authors' code) only on contractions
+(``don't`` -> ``don't`` here, ``do n't`` there) and is ~20x faster (``benchmarks/prepare.py``).
 
-Questions always end with exactly one ``?`` token: trailing ``?`` are stripped, the question is cut to
-``max_len - 1`` tokens, and ``?`` is appended (the reference code appends ``?`` to every question;
-VisDial stores most questions without one).
+Questions always end with exactly one ``?`` token: trailing ``?`` are stripped, the question is cut
+to ``max_len - 1`` tokens, and ``?`` is appended (the reference code appends ``?`` to every
+question; VisDial stores most questions without one).
 """
 
 from __future__ import annotations

@@ -20,6 +20,9 @@ app = typer.Typer(
 COMMANDS = [
     ("demo-data", "stages.demo_data"),
     ("prepare", "stages.prepare"),
+    ("train-g", "stages.train_g"),
+    ("train-d", "stages.train_d"),
+    ("features", "stages.features"),
 ]
 
 for _name, _module in COMMANDS:

@@ -1,4 +1,4 @@
-"""`visdial prepare`: tokenize VisDial JSON, build the vocabulary, write ``vocab.json`` + ``dialogs.h5``."""
+"""`visdial prepare`: tokenize VisDial JSON, build the vocabulary, write vocab.json + dialogs.h5."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from pipeline.visdial import read_dense, read_visdial
 from stages.common import user_errors
 from stages.params import load_params
 
-FileOpt = Annotated[str | None, typer.Option(help="VisDial JSON file (default: params.yaml data.*).")]
+FileOpt = Annotated[
+    str | None, typer.Option(help="VisDial JSON file (default: params.yaml data.*).")
+]
 
 
 @user_errors

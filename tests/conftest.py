@@ -58,3 +58,33 @@ def write_visdial(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> tuple[Path, Path]:
+    """(prepared dir, features dir) for 8 train / 4 val demo dialogs, with random features.
+
+    Image features are seeded noise plus a per-image offset (no VGG run: fast), in the layout of
+    the features stage (``image_id``, ``features (N, 512, 7, 7)`` float16).
+    """
+    import h5py
+    import numpy as np
+
+    from pipeline.config import DemoConfig, MaxLen
+    from pipeline.demo import generate_demo
+    from pipeline.prepare import prepare
+    from pipeline.visdial import read_visdial
+
+    root = tmp_path_factory.mktemp("tiny")
+    generate_demo(root / "demo", DemoConfig(train_dialogs=8, val_dialogs=4))
+    files = {
+        split: read_visdial(root / "demo" / f"visdial_0.9_{split}.json") for split in ("train", "val")
+    }
+    prepare(files, root / "prepared", min_count=1, max_len=MaxLen())
+    rng = np.random.default_rng(0)
+    (root / "features").mkdir()
+    for split, file in files.items():
+        with h5py.File(root / "features" / f"{split}.h5", "w") as h5:
+            h5["image_id"] = file.image_id
+            h5["features"] = rng.normal(size=(len(file), 512, 7, 7)).astype(np.float16)
+    return root / "prepared", root / "features"

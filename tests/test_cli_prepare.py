@@ -33,7 +33,9 @@ def test_settings_come_from_params_yaml(tmp_path, write_visdial, monkeypatch):
     )
     result = runner.invoke(app, ["prepare", "--out", "out"])
     assert result.exit_code == 0, result.output
-    assert Vocabulary.load(tmp_path / "out/vocab.json").itos[4:] == []  # "red" is the most frequent: 12 times
+    assert (
+        Vocabulary.load(tmp_path / "out/vocab.json").itos[4:] == []
+    )  # "red" is the most frequent: 12 times
 
 
 def test_bad_input_one_line_exit_1_and_no_output(tmp_path, write_visdial, monkeypatch):
@@ -42,7 +44,10 @@ def test_bad_input_one_line_exit_1_and_no_output(tmp_path, write_visdial, monkey
     bad = write_visdial("v.json", json.dumps({**TRAIN, "version": "3"}))
     result = runner.invoke(app, ["prepare", "--train", str(good), "--val", str(bad), "--out", "o"])
     assert result.exit_code == 1
-    assert result.stderr.strip() == f"error: {bad}: unknown VisDial version '3' (expected one of 0.9, 1.0)"
+    assert (
+        result.stderr.strip()
+        == f"error: {bad}: unknown VisDial version '3' (expected one of 0.9, 1.0)"
+    )
     assert not (tmp_path / "o" / "dialogs.h5").exists()
     assert not (tmp_path / "o" / "vocab.json").exists()
 

@@ -45,3 +45,9 @@ def test_partial_sections_keep_defaults(tmp_path):
     path.write_text(yaml.safe_dump({"prepare": {"min_count": 2}}))
     params = load_params(path)
     assert params.prepare.min_count == 2 and params.prepare.max_len.answer == 8
+
+
+def test_partial_section_keeps_that_sections_own_defaults():
+    params = Params.from_mapping({"train_d": {"epochs": 3}})
+    assert params.train_d.epochs == 3
+    assert "hciae-d-np-att" in params.train_d.variants and params.train_d.l2 > 0

@@ -24,7 +24,7 @@ def test_reads_real_v1_val_samples(samples):
 def test_reads_real_dense_annotations(samples):
     dense = read_dense(samples / "visdial_1.0_val_dense_annotations_vispro.json")
     assert dense.relevance.shape == (len(dense.image_id), 100)
-    assert 0 <= dense.round.min() and dense.round.max() <= 9
+    assert dense.round.min() >= 0 and dense.round.max() <= 9
 
 
 def test_v1_test_split_short_dialog_with_last_round_options(write_visdial):

@@ -1,0 +1,658 @@
+"""VGG-19 pool5 image features (paper §5 "Training Details": 224×224 → last pooling layer, 512×7×7).
+
+``extract_features`` turns ``dialogs.h5`` image ids + image files into ``<out>/<split>.h5``:
+``image_id (N,)``, ``features (N, 512, S/32, S/32)`` and ``valid (N,)``, rows in the order of
+``dialogs.h5`` (a duplicated id is computed once and stored at each of its rows).
+
+Work in progress lives in ``<out>.partial/<split>/`` (a sibling: DVC deletes ``<out>`` before a
+rerun): per rank, a raw feature file and a status byte per image, written in that order, so a run
+killed at any point (even ``kill -9``) resumes with the images not yet done. The final HDF5 files
+are assembled from it and renamed into place only when every split is complete; the partial
+directory is removed after that. Under ``torchrun`` the unique images are sharded round-robin
+across ranks and rank 0 assembles the one file per split.
+
+``FeatureReader`` reads the output by row; ``extract_one`` runs one image through a backbone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from pipeline.atomic import atomic_path, write_json
+from pipeline.config import FeaturesConfig
+from pipeline.errors import InputError
+from pipeline.images import IMAGENET_MEAN, IMAGENET_STD, load_uint8, normalize
+
+BACKBONE = "torchvision vgg19 .features (conv1_1 … pool5)"
+VGG19_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M"]
+VGG19_CFG += [512, 512, 512, 512, "M", 512, 512, 512, 512, "M"]
+IMAGENET_URL = (
+    "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"  # VGG19_Weights.IMAGENET1K_V1
+)
+CHANNELS = 512
+SPLITS = ("train", "val", "test")
+TODO, DONE, BAD = 0, 1, 2  # per-image status bytes in the partial files
+
+
+# --------------------------------------------------------------------------- backbone
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """The network plus where its weights came from (recorded in the output's attributes)."""
+
+    module: nn.Module
+    weights: str  # "imagenet" | "random" | the path given
+    sha256: str  # of the weights file; "" for random
+
+
+def vgg19_features() -> nn.Sequential:
+    """torchvision's ``vgg19().features`` layout (same module indices), without the classifier."""
+    layers: list[nn.Module] = []
+    channels = 3
+    for v in VGG19_CFG:
+        if v == "M":
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+        else:
+            layers += [nn.Conv2d(channels, v, kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+            channels = v
+    return nn.Sequential(*layers)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def imagenet_weights_path() -> Path:
+    """Where torchvision looks for the ImageNet VGG-19 file (``$TORCH_HOME/hub/checkpoints``)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / IMAGENET_URL.rsplit("/", 1)[1]
+
+
+def _download(url: str, dst: Path) -> None:
+    """Fetch ``url`` into ``dst`` (checks the sha256 prefix in the file name)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    torch.hub.download_url_to_file(url, str(dst), hash_prefix=dst.stem.rsplit("-", 1)[1])
+
+
+def _load_state_dict(path: Path, what: str) -> dict[str, torch.Tensor]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise InputError(f"{what} {path}: not a loadable state dict ({err})") from None
+    if not isinstance(state, dict):
+        raise InputError(f"{what} {path}: expected a state dict, found {type(state).__name__}")
+    if any(k.startswith("features.") for k in state):  # full vgg19 state dict
+        state = {k[len("features.") :]: v for k, v in state.items() if k.startswith("features.")}
+    return state
+
+
+def load_backbone(weights: str, seed: int = 0) -> Backbone:
+    """VGG-19 ``.features`` in eval mode on the CPU, weights from ``imagenet``/``random``/a path."""
+    module = vgg19_features()
+    if weights == "random":
+        gen = torch.Generator().manual_seed(seed)
+        for m in module.modules():  # torchvision's VGG init, but with its own generator
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(
+                    m.weight, mode="fan_out", nonlinearity="relu", generator=gen
+                )
+                nn.init.zeros_(m.bias)
+        return Backbone(module.eval().requires_grad_(False), "random", "")
+    if weights == "imagenet":
+        path = imagenet_weights_path()
+        if not path.exists():
+            try:
+                _download(IMAGENET_URL, path)
+            except Exception as err:
+                raise InputError(
+                    f"features.weights: imagenet: {path} is missing and could not be downloaded"
+                    f" ({type(err).__name__}); fetch {IMAGENET_URL} and put it there"
+                    " (or set TORCH_HOME), or use a state-dict path or 'random'"
+                ) from None
+        what = "features.weights: imagenet"
+    else:
+        path = Path(weights)
+        if not path.is_file():
+            raise InputError(f"features.weights: {weights}: no such file (or imagenet | random)")
+        what = "features.weights:"
+    state = _load_state_dict(path, what)
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
+        raise InputError(f"{what} {path}: not a VGG-19 state dict ({first})") from None
+    return Backbone(module.eval().requires_grad_(False), weights, _sha256(path))
+
+
+# --------------------------------------------------------------------------- devices and ranks
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → ``cuda`` when present, else ``cpu``. The CPU path never calls CUDA APIs."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise InputError(f"features.device: {name}: CUDA is not available here")
+        return torch.device(name)
+    raise InputError(f"features.device: {name!r}: expected auto, cpu, cuda or cuda:N")
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place in a ``torchrun`` job (``world == 1`` without one)."""
+
+    rank: int = 0
+    world: int = 1
+    local: int = 0
+
+    @classmethod
+    def from_env(cls) -> Ranks:
+        env = os.environ
+        return cls(
+            int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0))
+        )
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            torch.distributed.barrier()
+
+
+def _init_ranks(device_name: str) -> tuple[Ranks, torch.device]:
+    ranks = Ranks.from_env()
+    device = resolve_device(device_name)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", ranks.local % torch.cuda.device_count())
+    if ranks.world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        kwargs = {"device_id": device} if device.type == "cuda" else {}
+        # Ranks wait for each other only at the end of the extraction: allow a long wait.
+        torch.distributed.init_process_group(backend, timeout=timedelta(hours=12), **kwargs)
+    return ranks, device
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def check_config(cfg: FeaturesConfig) -> None:
+    """Reject impossible settings with the ``features.<key>`` that is wrong."""
+    if cfg.image_size < 32 or cfg.image_size % 32:
+        raise InputError(f"features.image_size: {cfg.image_size}: must be a multiple of 32")
+    checks = {
+        "dtype": ("float16", "float32"),
+        "precision": ("bf16", "fp16", "fp32"),
+        "on_error": ("fail", "skip"),
+    }
+    for key, allowed in checks.items():
+        if getattr(cfg, key) not in allowed:
+            raise InputError(
+                f"features.{key}: {getattr(cfg, key)!r}: expected {' | '.join(allowed)}"
+            )
+    if cfg.batch_size < 1 or cfg.num_workers < 0:
+        raise InputError("features.batch_size must be >= 1 and features.num_workers >= 0")
+    for split, pattern in cfg.patterns.items():
+        try:
+            ok = isinstance(pattern, str) and pattern % 1 != pattern % 2
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise InputError(
+                f"features.patterns.{split}: {pattern!r}: expected a printf pattern with one"
+                " integer field, e.g. train2014/COCO_train2014_%012d.jpg"
+            )
+
+
+def read_image_ids(dialogs_h5: str | os.PathLike) -> dict[str, np.ndarray]:
+    """``{split: image_id (N,) int64}`` for each split group of ``dialogs.h5``."""
+    path = Path(dialogs_h5)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file (run the prepare stage first)")
+    out = {}
+    with h5py.File(path, "r") as f:
+        for split in SPLITS:
+            if split in f:
+                if "image_id" not in f[split]:
+                    raise InputError(f"{path}: group '{split}' has no 'image_id' dataset")
+                out[split] = np.asarray(f[split]["image_id"][()], dtype=np.int64).reshape(-1)
+    if not out:
+        raise InputError(f"{path}: no split group ({', '.join(SPLITS)})")
+    return out
+
+
+class _ImageFiles(Dataset):
+    """(local row, uint8 image or zeros, error message or "") for DataLoader workers."""
+
+    def __init__(self, rows: np.ndarray, paths: list[str], size: int):
+        self.rows, self.paths, self.size = rows, paths, size
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor, str]:
+        try:
+            return int(self.rows[i]), load_uint8(self.paths[i], self.size), ""
+        except FileNotFoundError:
+            err = "missing"
+        except Exception as exc:  # PIL raises OSError, ValueError, SyntaxError, … for bad files
+            err = f"{type(exc).__name__}: {exc}"
+        return int(self.rows[i]), torch.zeros(3, self.size, self.size, dtype=torch.uint8), err
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)  # decoding is single-threaded; leave the cores to the network
+
+
+# --------------------------------------------------------------------------- partial state
+
+
+class _Shard:
+    """One rank's share of one split: raw features + status bytes under ``.partial/<split>/``."""
+
+    def __init__(self, root: Path, ranks: Ranks, ids: np.ndarray, shape: tuple, dtype: str):
+        self.ids, self.shape, self.dtype = ids, shape, np.dtype(dtype)
+        stem = root / f"r{ranks.rank}of{ranks.world}"
+        self.meta_path, self.errors_path = (
+            stem.with_suffix(".json"),
+            stem.with_suffix(".errors.json"),
+        )
+        self.feat_path, self.status_path = stem.with_suffix(".feat"), stem.with_suffix(".status")
+
+    @staticmethod
+    def paths(root: Path, rank: int, world: int) -> tuple[Path, Path, Path]:
+        stem = root / f"r{rank}of{world}"
+        return (
+            stem.with_suffix(".feat"),
+            stem.with_suffix(".status"),
+            stem.with_suffix(".errors.json"),
+        )
+
+    def open(self, fingerprint: dict) -> None:
+        """Reuse the files when their fingerprint matches, else start this shard afresh."""
+        n = len(self.ids)
+        fingerprint = json.loads(json.dumps(fingerprint))  # tuples → lists, as read back
+        meta = json.loads(self.meta_path.read_text()) if self.meta_path.exists() else None
+        fresh = meta != fingerprint or not (self.feat_path.exists() and self.status_path.exists())
+        if fresh:
+            self.meta_path.unlink(missing_ok=True)
+            for path, nbytes in ((self.feat_path, n * self.row_bytes), (self.status_path, n)):
+                with open(path, "wb") as f:
+                    f.truncate(nbytes)  # sparse zeros: TODO everywhere
+            write_json(self.meta_path, fingerprint)
+        self.feat = self._map(self.feat_path, self.dtype, (n, *self.shape), "r+")
+        self.status = self._map(self.status_path, np.uint8, (n,), "r+")
+
+    @property
+    def row_bytes(self) -> int:
+        return int(np.prod(self.shape)) * self.dtype.itemsize
+
+    @staticmethod
+    def _map(path: Path, dtype, shape: tuple, mode: str) -> np.ndarray:
+        if shape[0] == 0:
+            return np.zeros(shape, dtype=dtype)
+        return np.memmap(path, dtype=dtype, mode=mode, shape=shape)
+
+    def commit(self, rows: np.ndarray, feats: np.ndarray, bad_rows: np.ndarray) -> None:
+        """Features first, then their status: a kill in between only loses this batch."""
+        if len(rows):
+            self.feat[rows] = feats
+            self.feat.flush()
+        self.status[rows] = DONE
+        self.status[bad_rows] = BAD
+        self.status.flush()
+
+
+# --------------------------------------------------------------------------- extraction
+
+
+@torch.inference_mode()
+def _launch(model: nn.Module, images: torch.Tensor, device: torch.device, cfg: FeaturesConfig):
+    """Start the forward of one uint8 batch; returns a host tensor (and an event on CUDA)."""
+    x = normalize(images.to(device, non_blocking=True))  # (B, 3, S, S)
+    if device.type != "cuda":
+        return model(x).numpy(), None  # (B, 512, S/32, S/32)
+    x = x.contiguous(memory_format=torch.channels_last)
+    amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
+    with torch.autocast("cuda", dtype=amp or torch.float32, enabled=amp is not None):
+        y = model(x)
+    y = y.to(getattr(torch, cfg.dtype)).contiguous()  # (B, 512, S/32, S/32)
+    host = torch.empty(y.shape, dtype=y.dtype, pin_memory=True)
+    host.copy_(y, non_blocking=True)
+    event = torch.cuda.Event()
+    event.record()
+    return host, event
+
+
+def _finish(host, event) -> np.ndarray:
+    if event is not None:
+        event.synchronize()
+        return host.numpy()
+    return host
+
+
+def _progress(enabled: bool):
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} img/s"),
+        TimeRemainingColumn(),
+        disable=not enabled,
+        transient=False,
+    )
+
+
+def _extract_shard(shard, paths, model, device, cfg, progress, label) -> dict[str, str]:
+    """Run every not-yet-done image of ``shard``; returns {path: error} for the bad ones."""
+    todo = np.flatnonzero(shard.status != DONE)
+    dataset = _ImageFiles(todo, [paths[i] for i in todo], cfg.image_size)
+    loader = DataLoader(
+        dataset,
+        batch_size=cfg.batch_size,
+        num_workers=cfg.num_workers,
+        pin_memory=device.type == "cuda",
+        worker_init_fn=_worker_init if cfg.num_workers else None,
+        prefetch_factor=4 if cfg.num_workers else None,
+    )
+    errors: dict[str, str] = {}
+    pending = None
+    with progress:
+        task = progress.add_task(label, total=len(todo), rate="-")
+        for rows, images, errs in loader:
+            rows = rows.numpy()
+            ok = np.array([e == "" for e in errs], dtype=bool)
+            for r, e in zip(rows[~ok], np.asarray(errs)[~ok], strict=True):
+                errors[paths[r]] = e
+            if not ok.all():
+                images = images[torch.from_numpy(ok)]  # (b, 3, S, S): the decodable ones
+            launched = _launch(model, images, device, cfg) if ok.any() else None
+            if pending is not None:
+                _commit_batch(shard, *pending)
+                _advance(progress, task, len(pending[0]) + len(pending[2]))
+            pending = (rows[ok], launched, rows[~ok])
+        if pending is not None:
+            _commit_batch(shard, *pending)
+            _advance(progress, task, len(pending[0]) + len(pending[2]))
+    return errors
+
+
+def _advance(progress, task, n: int) -> None:
+    progress.advance(task, n)
+    info = progress.tasks[task]
+    speed = info.finished_speed or info.speed
+    progress.update(task, rate=f"{speed:.1f}" if speed else "-")
+
+
+def _commit_batch(shard: _Shard, rows: np.ndarray, launched, bad_rows: np.ndarray) -> None:
+    feats = _finish(*launched).astype(shard.dtype, copy=False) if launched else None
+    shard.commit(rows, feats, bad_rows)
+
+
+def _assemble(
+    out_path: Path, root: Path, ids: np.ndarray, uniq: np.ndarray, world: int, shape, attrs: dict
+) -> np.ndarray:
+    """Write ``out_path`` from the ranks' partial files, one block of rows at a time."""
+    n_shard = [len(uniq[r::world]) for r in range(world)]
+    feats, stats = [], []
+    for r in range(world):
+        feat_path, status_path, _ = _Shard.paths(root, r, world)
+        feats.append(_Shard._map(feat_path, attrs["dtype"], (n_shard[r], *shape), "r"))
+        stats.append(_Shard._map(status_path, np.uint8, (n_shard[r],), "r"))
+    position = {int(i): u for u, i in enumerate(uniq)}
+    u_of_row = np.fromiter((position[int(i)] for i in ids), dtype=np.int64, count=len(ids))
+    valid = np.empty(len(ids), dtype=bool)
+    block = 256
+    with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("image_id", data=ids)
+        ds = f.create_dataset(
+            "features", shape=(len(ids), *shape), dtype=attrs["dtype"], chunks=(1, *shape)
+        )
+        for a in range(0, len(ids), block):
+            u = u_of_row[a : a + block]
+            rank, local = u % world, u // world
+            out = np.zeros((len(u), *shape), dtype=attrs["dtype"])  # (b, 512, s, s)
+            ok = np.zeros(len(u), dtype=bool)
+            for r in np.unique(rank):
+                sel = rank == r
+                ok[sel] = stats[r][local[sel]] == DONE
+                out[sel] = np.where(ok[sel, None, None, None], feats[r][local[sel]], 0)
+            ds[a : a + len(u)] = out
+            valid[a : a + len(u)] = ok
+        f.create_dataset("valid", data=valid)
+        for key, value in attrs.items():
+            f.attrs[key] = value
+    return valid
+
+
+def _partial_dir(out_dir: Path) -> Path:
+    """``data/features`` → ``data/features.partial``: outside the output, which DVC deletes."""
+    out_dir = out_dir.absolute()
+    return out_dir.parent / f"{out_dir.name}.partial"
+
+
+def _attrs(backbone: Backbone, cfg: FeaturesConfig, device: torch.device) -> dict:
+    """What the output records about how it was made (also the resume fingerprint's core)."""
+    return {
+        "backbone": BACKBONE,
+        "weights": backbone.weights,
+        "weights_sha256": backbone.sha256,
+        "seed": cfg.seed if backbone.weights == "random" else -1,
+        "image_size": cfg.image_size,
+        "resize": "PIL bilinear to image_size x image_size, no crop",
+        "normalization_mean": IMAGENET_MEAN,
+        "normalization_std": IMAGENET_STD,
+        "dtype": cfg.dtype,
+        "device": device.type,
+        "precision": cfg.precision if device.type == "cuda" else "fp32",
+    }
+
+
+def _bad_images(partial: Path, splits, ranks: Ranks, on_error: str) -> dict[str, str]:
+    """Every rank's bad files; with ``on_error: fail`` an ``InputError`` listing them."""
+    bad: dict[str, str] = {}
+    for split in splits:
+        for r in range(ranks.world):
+            bad.update(json.loads(_Shard.paths(partial / split, r, ranks.world)[2].read_text()))
+    if bad and on_error == "fail":
+        listing = partial / "bad_images.txt"
+        if ranks.rank == 0:
+            listing.write_text("".join(f"{p}: {e}\n" for p, e in sorted(bad.items())))
+        shown = "; ".join(f"{p} ({e})" for p, e in sorted(bad.items())[:20])
+        more = f"; … {len(bad) - 20} more" if len(bad) > 20 else ""
+        raise InputError(
+            f"{len(bad)} unreadable image(s), full list in {listing}: {shown}{more}"
+            " — fix them and rerun (finished work is kept), or set features.on_error: skip"
+        )
+    return bad
+
+
+def extract_features(
+    dialogs_h5: str | os.PathLike,
+    image_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    cfg: FeaturesConfig,
+    *,
+    partial_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> dict[str, dict]:
+    """Extract every split of ``dialogs_h5`` into ``out_dir/<split>.h5``; returns a summary.
+
+    Bad images: with ``on_error: fail`` everything else is extracted and kept in the partial
+    files, then an ``InputError`` lists the bad files; with ``skip`` they become zero rows with
+    ``valid = False``.
+    """
+    check_config(cfg)
+    ids_by_split = read_image_ids(dialogs_h5)
+    image_dir, out_dir = Path(image_dir), Path(out_dir)
+    if not image_dir.is_dir():
+        raise InputError(f"{image_dir}: image directory not found")
+    missing = [s for s in ids_by_split if s not in cfg.patterns]
+    if missing:
+        raise InputError(f"features.patterns: no file-name pattern for split '{missing[0]}'")
+    partial = Path(partial_dir) if partial_dir else _partial_dir(out_dir)
+    owns_group = not (torch.distributed.is_available() and torch.distributed.is_initialized())
+    ranks, device = _init_ranks(cfg.device)
+    try:
+        backbone = load_backbone(cfg.weights, cfg.seed)
+        model = backbone.module.to(device)
+        if device.type == "cuda":
+            model = model.to(memory_format=torch.channels_last)
+            torch.backends.cudnn.benchmark = True
+        shape = (CHANNELS, cfg.image_size // 32, cfg.image_size // 32)
+        plans = {}
+        for split, ids in ids_by_split.items():
+            _, first = np.unique(ids, return_index=True)
+            uniq = ids[np.sort(first)]  # unique ids in order of first appearance
+            attrs = {**_attrs(backbone, cfg, device), "split": split}
+            attrs |= {"image_dir": str(image_dir), "pattern": cfg.patterns[split]}
+            mine = uniq[ranks.rank :: ranks.world]
+            (partial / split).mkdir(parents=True, exist_ok=True)
+            shard = _Shard(partial / split, ranks, mine, shape, cfg.dtype)
+            ids_sha = hashlib.sha256(mine.tobytes()).hexdigest()
+            shard.open({**attrs, "ids_sha256": ids_sha, "rank": ranks.rank, "world": ranks.world})
+            paths = [str(image_dir / (cfg.patterns[split] % int(i))) for i in mine]
+            bar = _progress(progress and ranks.rank == 0)
+            errors = _extract_shard(shard, paths, model, device, cfg, bar, f"features {split}")
+            write_json(shard.errors_path, errors)
+            plans[split] = (ids, uniq, attrs)
+        ranks.barrier()
+        bad = _bad_images(partial, plans, ranks, cfg.on_error)
+        summary = {}
+        if ranks.rank == 0:
+            for split, (ids, uniq, attrs) in plans.items():
+                out = out_dir / f"{split}.h5"
+                valid = _assemble(out, partial / split, ids, uniq, ranks.world, shape, attrs)
+                summary[split] = {"images": len(ids), "unique": len(uniq)}
+                summary[split]["invalid"] = int((~valid).sum())
+            shutil.rmtree(partial, ignore_errors=True)
+            if bad:
+                print(
+                    f"warning: {len(bad)} unreadable image(s) written as zeros with valid=0"
+                    f" (features.on_error: skip), e.g. {min(bad)}",
+                    file=sys.stderr,
+                )
+        ranks.barrier()
+        return summary
+    finally:
+        if ranks.world > 1 and owns_group and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+# --------------------------------------------------------------------------- single images
+
+
+@torch.inference_mode()
+def extract_one(
+    image_path: str | os.PathLike, model: nn.Module, cfg: FeaturesConfig
+) -> torch.Tensor:
+    """Pool5 features of one image: float32 ``(512, S/32, S/32)`` on the CPU.
+
+    Same preprocessing as the stage; runs on whatever device ``model`` lives on.
+    """
+    try:
+        image = load_uint8(image_path, cfg.image_size)
+    except Exception as err:
+        raise InputError(f"{image_path}: cannot read image ({type(err).__name__}: {err})") from None
+    device = next(model.parameters()).device
+    x = normalize(image.unsqueeze(0).to(device))  # (1, 3, S, S)
+    return model(x)[0].float().cpu()  # (512, S/32, S/32)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+class FeatureReader:
+    """Rows of ``<split>.h5`` as numpy arrays; opened read-only, lazily, once per process.
+
+    Picklable (the h5py handle is dropped and reopened), so DataLoader workers can share it.
+    ``in_memory=True`` loads the whole ``features`` dataset on first use.
+    """
+
+    def __init__(self, path: str | os.PathLike, in_memory: bool = False):
+        self.path, self.in_memory = Path(path), in_memory
+        if not self.path.is_file():
+            raise InputError(f"{self.path}: no such features file (run the features stage)")
+        with h5py.File(self.path, "r") as f:
+            if "features" not in f or "image_id" not in f:
+                raise InputError(f"{self.path}: not a features file (needs image_id, features)")
+            self.image_ids = f["image_id"][()]
+            self.valid = f["valid"][()] if "valid" in f else np.ones(len(self.image_ids), bool)
+            self.attrs = dict(f.attrs)
+            self.shape = f["features"].shape[1:]
+        self._row = {}
+        for row, image_id in enumerate(self.image_ids.tolist()):
+            self._row.setdefault(image_id, row)
+        self._file = self._data = None
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    def row_of(self, image_id: int) -> int:
+        """The (first) row holding ``image_id``; ``KeyError`` when absent."""
+        return self._row[int(image_id)]
+
+    def _dataset(self):
+        if self._data is None:
+            self._file = h5py.File(self.path, "r")
+            self._data = self._file["features"]
+            if self.in_memory:
+                self._data = self._data[()]
+                self._file.close()
+                self._file = None
+        return self._data
+
+    def __getitem__(self, rows) -> np.ndarray:
+        data = self._dataset()
+        if np.isscalar(rows):
+            return np.asarray(data[int(rows) % len(self)])  # (512, s, s)
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1) % max(len(self), 1)
+        if len(rows) == 0:
+            return np.empty((0, *self.shape), dtype=data.dtype)
+        if self.in_memory:
+            return data[rows]  # (n, 512, s, s)
+        wanted, inverse = np.unique(rows, return_inverse=True)  # h5py wants increasing rows
+        return data[wanted][inverse.reshape(-1)]  # (n, 512, s, s)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        self._file = self._data = None
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_file"] = None
+        if not self.in_memory:
+            state["_data"] = None
+        return state
+
+    def __enter__(self) -> FeatureReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

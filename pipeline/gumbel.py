@@ -1,0 +1,64 @@
+"""The Gumbel-softmax sampler with the straight-through estimator (paper §4.3, Eq. 6).
+
+For a categorical x ~ Cat(p) and g_i iid standard Gumbel, ``argmax_i(log p_i + g_i)`` is an exact
+sample of x (the Gumbel-max trick). Eq. 6 relaxes the argmax into a softmax with temperature tau:
+
+    y_i = exp((log p_i + g_i) / tau) / sum_j exp((log p_j + g_j) / tau)          (Eq. 6)
+
+Straight-through (Jang et al. 2017, §2.2; Bengio et al. 2013): the forward value is the exact
+one-hot of ``argmax_i y_i`` (= the Gumbel-max sample), the backward pass uses d y / d logits.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def sample_gumbel(
+    shape: torch.Size | tuple[int, ...],
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """Standard Gumbel noise g = -log(-log u), u ~ U(0, 1), drawn from ``generator``."""
+    # Drawn where the generator lives (a seeded CPU generator also serves CUDA tensors).
+    where = generator.device if generator is not None else device
+    u = torch.rand(shape, generator=generator, device=where, dtype=dtype).to(device)
+    # u may be exactly 0; clamping to the smallest normal keeps g finite (g >= -log(87.3)).
+    u = u.clamp_min(torch.finfo(dtype).tiny)
+    return -torch.log(-torch.log(u))
+
+
+def gumbel_softmax_relaxed(logits: Tensor, tau: float, noise: Tensor) -> Tensor:
+    """Eq. 6: softmax((log p + g) / tau) over the last dim, with p = softmax(logits)."""
+    log_p = torch.log_softmax(logits, dim=-1)
+    return torch.softmax((log_p + noise) / tau, dim=-1)
+
+
+def gumbel_softmax_st(
+    logits: Tensor,
+    tau: float,
+    generator: torch.Generator | None = None,
+    noise: Tensor | None = None,
+) -> Tensor:
+    """One straight-through Gumbel-softmax sample per row of ``logits`` (..., V) (Eq. 6 + ST).
+
+    Forward: an exact one-hot (..., V) at ``argmax(log p + g)``, i.e. a sample of softmax(logits).
+    Backward: the gradient of the relaxed sample y of Eq. 6 (straight-through).
+    ``noise`` (the Gumbel g, same shape as ``logits``) may be given; otherwise it is drawn from
+    ``generator`` (seeded -> reproducible). Logits of -inf (forbidden tokens) are never sampled.
+    """
+    if tau <= 0:
+        raise ValueError(f"Gumbel-softmax temperature must be > 0, got {tau}")
+    if noise is None:
+        noise = sample_gumbel(
+            logits.shape, generator=generator, device=logits.device, dtype=logits.dtype
+        )
+    y = gumbel_softmax_relaxed(logits, tau, noise)
+    index = y.argmax(dim=-1, keepdim=True)  # (..., 1)
+    y_hard = torch.zeros_like(y).scatter_(-1, index, 1.0)
+    # y - y.detach() is exactly 0 forward and the identity backward, so the forward value is the
+    # exact one-hot (the usual ``y_hard - y.detach() + y`` can miss 1.0 by an ulp).
+    return y_hard + (y - y.detach())

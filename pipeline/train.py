@@ -1,0 +1,199 @@
+"""The training loop shared by every model: epochs, resume, validation, DDP, dvclive, curves.
+
+A model's ``forward(batch)`` returns ``(loss_sum, count)``; the loss that is backpropagated is
+``loss_sum * world / global_count``, so DistributedDataParallel's gradient *mean* over ranks is
+exactly the gradient of the mean over the global batch — K processes with batch B/K train like one
+process with batch B.
+
+Resume: after every epoch ``<ckpt_dir>/last.pt`` holds the weights, the optimizer, the epoch, the
+metric history and a fingerprint of everything that determines training; a rerun with the same
+fingerprint continues after the last finished epoch. Every epoch reseeds the RNGs from
+``(seed, epoch)`` and shuffles with the same seed, so an interrupted-and-resumed CPU run ends with
+the same weights as an uninterrupted one. The dvclive log is rebuilt from the checkpoint history,
+so it never has gaps or repeated steps after an interruption.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from pipeline.atomic import atomic_path
+from pipeline.config import TrainConfig
+from pipeline.progress import progress_bar
+from pipeline.runtime import Dist, autocast, seed_everything
+
+SELECT_BY = "mrr"  # validation metric that picks best.pt
+
+
+@dataclass
+class RunFiles:
+    """Where one variant's training writes: resumable state, final models, dvclive log."""
+
+    ckpt_dir: Path  # persist: true in dvc.yaml
+    out_dir: Path  # best.pt, last.pt (DVC-cached)
+    live_dir: Path  # dvclive metrics + plots, curves.png
+
+
+@dataclass
+class Trainer:
+    model: nn.Module
+    cfg: TrainConfig
+    files: RunFiles
+    meta: dict  # saved with the weights; must match to load them
+    train_batches: Callable[[int], object]  # epoch -> iterable of DialogBatch
+    validate: Callable[[nn.Module], dict]  # model -> metrics on the val split
+    device: torch.device = torch.device("cpu")
+    dist: Dist = field(default_factory=Dist)
+    progress: bool = True
+
+    def fingerprint(self) -> str:
+        """What determines the weights after epoch k (not ``epochs``: more epochs resume)."""
+        cfg = dataclasses.replace(self.cfg, epochs=0, workers=0)
+        blob = json.dumps({"meta": self.meta, "cfg": repr(cfg)}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def run(self) -> list[dict]:
+        """Train to ``cfg.epochs`` (resuming when possible); returns the per-epoch history."""
+        model = self.model.to(self.device)
+        optimizer = torch.optim.Adam(
+            model.parameters(), lr=self.cfg.lr, betas=(self.cfg.beta1, 0.999)
+        )
+        start, history, best = self._resume(model, optimizer)
+        wrapped = DistributedDataParallel(model) if self.dist.enabled else model
+        for epoch in range(start, self.cfg.epochs):
+            self._set_lr(optimizer, epoch)
+            seed_everything(self.cfg.seed * 1000 + epoch)
+            train_loss = self._epoch(wrapped, optimizer, epoch)
+            metrics = {"epoch": epoch + 1, "train_loss": train_loss}
+            if self.dist.main:
+                metrics |= {f"val_{k}": v for k, v in self.validate(model).items()}
+                history.append(metrics)
+                if best is None or metrics[f"val_{SELECT_BY}"] > best:
+                    best = metrics[f"val_{SELECT_BY}"]
+                    self._save(self.files.ckpt_dir / "best.pt", model, None, epoch, history, best)
+                self._save(self.files.ckpt_dir / "last.pt", model, optimizer, epoch, history, best)
+                self._log_live(history)
+            self.dist.barrier()
+        if self.dist.main:
+            self._publish(history)
+        return history
+
+    # ---- one epoch --------------------------------------------------------------------------
+    def _epoch(self, model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int) -> float:
+        model.train()
+        batches = self.train_batches(epoch)
+        total, units = 0.0, 0.0
+        label = f"{self.meta.get('variant', 'train')} epoch {epoch + 1}/{self.cfg.epochs}"
+        with progress_bar(
+            len(batches), label, "batch", self.progress and self.dist.main
+        ) as advance:
+            for batch in batches:
+                batch = batch.to(self.device, non_blocking=True)
+                with autocast(self.device):
+                    loss_sum, count = model(batch)
+                global_count = self.dist.all_sum(count.detach().float()).clamp_min(1.0)
+                loss = loss_sum.float() * self.dist.world / global_count
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if self.cfg.grad_clip:
+                    nn.utils.clip_grad_norm_(model.parameters(), self.cfg.grad_clip)
+                optimizer.step()
+                total += float(loss_sum.detach())
+                units += float(count)
+                advance()
+        return total / max(units, 1.0)
+
+    def _set_lr(self, optimizer: torch.optim.Optimizer, epoch: int) -> None:
+        every = self.cfg.lr_decay_every
+        lr = self.cfg.lr * (self.cfg.lr_decay ** (epoch // every) if every else 1.0)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+
+    # ---- checkpoints ------------------------------------------------------------------------
+    def _save(self, path: Path, model, optimizer, epoch: int, history: list, best) -> None:
+        state = {
+            "model": model.state_dict(),
+            "meta": self.meta,
+            "fingerprint": self.fingerprint(),
+            "epoch": epoch,
+            "history": history,
+            "best": best,
+        }
+        if optimizer is not None:
+            state["optimizer"] = optimizer.state_dict()
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+
+    def _resume(self, model, optimizer) -> tuple[int, list, float | None]:
+        last = self.files.ckpt_dir / "last.pt"
+        if last.exists():
+            state = torch.load(last, map_location=self.device, weights_only=True)
+            if state.get("fingerprint") == self.fingerprint():
+                model.load_state_dict(state["model"])
+                optimizer.load_state_dict(state["optimizer"])
+                return state["epoch"] + 1, list(state["history"]), state["best"]
+        if self.dist.main:  # settings changed, or nothing to resume: start clean
+            shutil.rmtree(self.files.ckpt_dir, ignore_errors=True)
+        self.dist.barrier()
+        self.files.ckpt_dir.mkdir(parents=True, exist_ok=True)
+        return 0, [], None
+
+    def _publish(self, history: list) -> None:
+        """Copy best/last weights (without optimizer state) to the DVC output directory."""
+        with atomic_path(self.files.out_dir, is_dir=True) as tmp:
+            for name in ("best.pt", "last.pt"):
+                state = torch.load(
+                    self.files.ckpt_dir / name, map_location="cpu", weights_only=True
+                )
+                state.pop("optimizer", None)
+                torch.save(state, tmp / name)
+        self._log_live(history)
+
+    # ---- dvclive ----------------------------------------------------------------------------
+    def _log_live(self, history: list) -> None:
+        from dvclive import Live
+
+        from pipeline.plots import plot_curves
+
+        live_dir = self.files.live_dir
+        shutil.rmtree(live_dir, ignore_errors=True)
+        with Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None) as live:
+            for row in history:
+                for key, value in row.items():
+                    if key != "epoch":
+                        live.log_metric(key, value)
+                live.next_step()
+        plot_curves(history, live_dir / "curves.png", title=self.meta.get("variant", ""))
+
+
+def load_checkpoint(path: str | Path, meta: dict | None = None) -> dict:
+    """Load a published checkpoint (``weights_only=True``); check its ``meta`` when given."""
+    from pipeline.errors import InputError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: checkpoint not found (train the model first)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure is a bad file
+        raise InputError(f"{path}: not a readable checkpoint ({type(err).__name__})") from None
+    if meta is not None:
+        theirs = state.get("meta", {})
+        diff = sorted(k for k in set(meta) | set(theirs) if meta.get(k) != theirs.get(k))
+        if diff:
+            k = diff[0]
+            raise InputError(
+                f"{path}: checkpoint does not match the current settings: {k} is "
+                f"{theirs.get(k)!r} there, {meta.get(k)!r} here"
+            )
+    return state
