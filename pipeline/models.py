@@ -184,6 +184,11 @@ def build_model(
 
 
 def model_meta(model: GenerativeModel | DiscriminativeModel, vocab_size: int) -> dict:
-    """What a checkpoint must match to be loaded into a model (plain types only)."""
-    meta = {"variant": model.variant.name, "vocab_size": vocab_size, **asdict(model.cfg)}
-    return meta
+    """What a checkpoint must match to be loaded into a model (plain types only).
+
+    ``arch`` is the variant whose architecture the weights fit; ``variant`` names the trained
+    model (they differ for models derived by transfer, e.g. ``hciae-g-dis`` has arch
+    ``hciae-g-mle``).
+    """
+    name = model.variant.name
+    return {"variant": name, "arch": name, "vocab_size": vocab_size, **asdict(model.cfg)}

@@ -174,26 +174,3 @@ class Trainer:
                         live.log_metric(key, value)
                 live.next_step()
         plot_curves(history, live_dir / "curves.png", title=self.meta.get("variant", ""))
-
-
-def load_checkpoint(path: str | Path, meta: dict | None = None) -> dict:
-    """Load a published checkpoint (``weights_only=True``); check its ``meta`` when given."""
-    from pipeline.errors import InputError
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: checkpoint not found (train the model first)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure is a bad file
-        raise InputError(f"{path}: not a readable checkpoint ({type(err).__name__})") from None
-    if meta is not None:
-        theirs = state.get("meta", {})
-        diff = sorted(k for k in set(meta) | set(theirs) if meta.get(k) != theirs.get(k))
-        if diff:
-            k = diff[0]
-            raise InputError(
-                f"{path}: checkpoint does not match the current settings: {k} is "
-                f"{theirs.get(k)!r} there, {meta.get(k)!r} here"
-            )
-    return state

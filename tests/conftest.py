@@ -78,7 +78,8 @@ def tiny_data(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("tiny")
     generate_demo(root / "demo", DemoConfig(train_dialogs=8, val_dialogs=4))
     files = {
-        split: read_visdial(root / "demo" / f"visdial_0.9_{split}.json") for split in ("train", "val")
+        split: read_visdial(root / "demo" / f"visdial_0.9_{split}.json")
+        for split in ("train", "val")
     }
     prepare(files, root / "prepared", min_count=1, max_len=MaxLen())
     rng = np.random.default_rng(0)

@@ -7,10 +7,11 @@ import pytest
 import torch
 import yaml
 
+from pipeline.checkpoint import load_checkpoint
 from pipeline.config import ModelConfig, TrainDConfig, TrainGConfig
 from pipeline.errors import InputError
 from pipeline.pretrain import pretrain
-from pipeline.train import RunFiles, load_checkpoint
+from pipeline.train import RunFiles
 from tests.conftest import REPO
 
 MODEL = ModelConfig(embed_dim=16, hidden=24, dropout=0.1)
