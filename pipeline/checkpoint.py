@@ -2,7 +2,8 @@
 
 A checkpoint is a dict of plain types: ``model`` (state dict), ``meta`` (``variant``, ``arch``,
 ``vocab_size`` and the ``model:`` params it was built with; see ``pipeline.models.model_meta``),
-``epoch``, ``history`` (per-epoch metrics) and ``best``. It is always read with ``torch.load(..., weights_only=True)``.
+``epoch``, ``history`` (per-epoch metrics) and ``best``. It is always read with
+``torch.load(..., weights_only=True)``.
 """
 
 from __future__ import annotations
