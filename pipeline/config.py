@@ -112,6 +112,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     workers: int = 0
+    val_dialogs: int = 0  # first N val dialogs ranked after every epoch (0 = all)
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,106 @@ class TrainDConfig(TrainConfig):
 
 
 @dataclass(frozen=True)
+class ChatConfig:
+    """``visdial chat`` / ``visdial answer``: which trained G answers, and how it decodes.
+
+    ``model``: ``g-dis`` | ``g-mle`` (``models/hciae-g-{dis,mle}/best.pt``), any variant name
+    (``models/<name>/best.pt``) or a checkpoint path. Not a DVC stage: not in ``dvc.yaml``.
+    """
+
+    model: str = "g-dis"
+    vocab: str = "data/prepared/vocab.json"
+    decode: str = "greedy"  # greedy | sample | beam
+    temperature: float = 1.0  # decode: sample
+    beam_size: int = 5  # decode: beam
+    seed: int = 0  # decode: sample
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    batch_size: int = 32  # dialogs per batch in ``visdial answer``
+
+
+def _all_models() -> tuple[str, ...]:
+    return (
+        "lf-g", "hrea-g", "mn-g", "hciae-g-mle", "hciae-g-dis",
+        "lf-d", "hrea-d", "mn-d", "hciae-d-mle", "hciae-d-np", "hciae-d-np-att",
+        "hciae-g-gan1", "hciae-d-gan1", "hciae-g-gan2", "hciae-d-gan2",
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """``evaluate``: rank the 100 options of every val round with ``models/<name>/best.pt``.
+
+    ``models`` are the rows of Tables 1, 2 and 4 (one DVC stage each). ``precision`` bf16 runs
+    CUDA autocast (faster, but bf16 scores can tie); the CPU always runs fp32.
+    """
+
+    models: tuple[str, ...] = field(default_factory=_all_models)
+    batch_size: int = 16  # dialogs per batch (performance only)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "fp32"  # fp32 | bf16
+
+
+def _adversarial_rows() -> dict[str, list[str]]:
+    return {
+        "HCIAE-D-NP-ATT / HCIAE-G-DIS": ["hciae-d-np-att", "hciae-g-dis"],
+        "HCIAE-GAN1": ["hciae-d-gan1", "hciae-g-gan1"],
+        "HCIAE-GAN2": ["hciae-d-gan2", "hciae-g-gan2"],
+    }
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """``report``: the tables, Table-3 style samples, diversity of G-MLE vs G-DIS, plots.
+
+    ``adversarial`` maps a Table 4 row to its [D variant, G variant]. ``generic`` answers count
+    as "safe" in the diversity table (compared after tokenization, whole answer only).
+    """
+
+    generative: tuple[str, ...] = ("lf-g", "hrea-g", "mn-g", "hciae-g-mle", "hciae-g-dis")
+    discriminative: tuple[str, ...] = (
+        "lf-d", "hrea-d", "mn-d", "hciae-d-mle", "hciae-d-np", "hciae-d-np-att",
+    )  # fmt: skip
+    adversarial: dict[str, list[str]] = field(default_factory=_adversarial_rows)
+    g_mle: str = "hciae-g-mle"
+    g_dis: str = "hciae-g-dis"
+    samples: int = 8  # val rounds shown Table-3 style
+    noises: int = 3  # G-DIS samples per shown round (seeds seed+1 .. seed+noises)
+    seed: int = 0
+    generic: tuple[str, ...] = (
+        "i can't tell", "can't tell", "not sure", "i'm not sure", "i don't know", "no", "yes",
+    )  # fmt: skip
+    batch_size: int = 32  # dialogs per batch (performance only)
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    """Knowledge transfer D -> G (``transfer``; paper §4.3, §5 and Table 4).
+
+    G-DIS: G (from HCIAE-G-MLE) minimises L_G (Eq. 5) + ``alpha`` * L_MLE against the frozen D
+    (HCIAE-D-NP-ATT), sampling with straight-through Gumbel-softmax at temperature ``tau``.
+    ``gan_modes`` (Table 4) also update D, alternating with G on every batch: ``gan1`` by
+    L_D = -L_G, ``gan2`` by D's N-pair loss with G's sample as one more negative beside
+    ``negatives`` incorrect options (``l2``: Eq. 4's regulariser). One Adam (``lr``) moves both.
+    """
+
+    gan_modes: tuple[str, ...] = ("gan1", "gan2")
+    epochs: int = 5
+    batch_size: int = 32
+    lr: float = 4e-4
+    beta1: float = 0.8
+    grad_clip: float = 5.0
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    workers: int = 0
+    val_dialogs: int = 0  # first N val dialogs ranked after every epoch (0 = all)
+    alpha: float = 0.5  # weight of L_MLE (paper §5: 0.5)
+    tau: float = 0.5  # Gumbel-softmax temperature (paper §4.3: 0.5)
+    negatives: int = 31  # gan2: incorrect options per round beside G's sample
+    l2: float = 1e-3  # gan2: N-pair L2 regulariser on the embeddings
+
+
+@dataclass(frozen=True)
 class Params:
     """All of ``params.yaml``. Sections default to their dataclass defaults when absent."""
 
@@ -144,6 +245,10 @@ class Params:
     model: ModelConfig = field(default_factory=ModelConfig)
     train_g: TrainGConfig = field(default_factory=TrainGConfig)
     train_d: TrainDConfig = field(default_factory=TrainDConfig)
+    transfer: TransferConfig = field(default_factory=TransferConfig)
+    chat: ChatConfig = field(default_factory=ChatConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
 
     @classmethod
     def from_mapping(cls, mapping: dict[str, Any] | None, source: str = "params.yaml") -> Params:

@@ -59,6 +59,14 @@ class DialogDataset(Dataset):
     def __len__(self) -> int:
         return len(self.a["image_id"])
 
+    def head(self, n: int) -> DialogDataset:
+        """The first ``n`` dialogs (e.g. a quick validation subset)."""
+        subset = DialogDataset.__new__(DialogDataset)
+        pool = ("answer_pool", "answer_pool_len")
+        subset.a = {k: v if k in pool else v[:n] for k, v in self.a.items()}
+        subset.feature_rows, subset.features = self.feature_rows[:n], self.features
+        return subset
+
     def __getitem__(self, index: Sequence[int]) -> DialogBatch:
         idx = np.sort(np.asarray(index, np.int64))
         a = self.a

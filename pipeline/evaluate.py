@@ -1,14 +1,35 @@
-"""Retrieval evaluation: rank the 100 options of every round with a model's scores."""
+"""Retrieval evaluation: rank the 100 options of every round with a model's scores (paper §5).
+
+G ranks by the summed log-likelihood of each option including ``<end>``, D by e^T f(a); both
+come from ``model.score_options(batch) -> (B, R, 100)`` (one batched call per batch of dialogs,
+no loop over options). Metrics and tie handling: ``pipeline/metrics.py`` and docs/evaluation.md.
+
+* :func:`retrieval_metrics` — MRR, R@1/5/10, mean rank over the rounds with a ground truth (the
+  trainer's per-epoch validation).
+* :func:`evaluate_split` — the same plus NDCG on the v1.0 dense annotations when the split has
+  them (``dense_round`` / ``dense_relevance`` in ``dialogs.h5``).
+* :func:`rank_test_split` — the v1.0 test submission: for every round that has options, the rank of
+  each option, ``[{"image_id", "round_id" (1-based), "ranks": [100 ints]}]``.
+* :func:`evaluate_model` — the ``evaluate`` stage: one checkpoint -> metrics JSON + test ranks.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 
+import h5py
+import numpy as np
 import torch
 
+from pipeline.atomic import write_json
 from pipeline.batch import DialogBatch
-from pipeline.metrics import RetrievalMetrics
-from pipeline.runtime import autocast
+from pipeline.dataset import DialogDataset
+from pipeline.errors import InputError
+from pipeline.metrics import NDCG, RetrievalMetrics, ranks_of_options
+from pipeline.progress import progress_bar
+from pipeline.runtime import autocast, resolve_device
 
 
 @torch.no_grad()
@@ -25,3 +46,141 @@ def retrieval_metrics(model, batches: Iterable[DialogBatch], device: torch.devic
         metrics.observe(scores.flatten(0, 1)[keep], batch.gt_index.reshape(-1)[keep])
     model.train(was_training)
     return metrics.retrieve()
+
+
+def dialog_chunks(
+    dataset: DialogDataset, batch_size: int
+) -> Iterator[tuple[np.ndarray, DialogBatch]]:
+    """Consecutive dialogs in file order: (dialog indices (B,), their batch)."""
+    for start in range(0, len(dataset), batch_size):
+        idx = np.arange(start, min(start + batch_size, len(dataset)))
+        yield idx, dataset[idx]
+
+
+def _precision_context(device: torch.device, precision: str):
+    if precision not in ("fp32", "bf16"):
+        raise InputError(f"evaluate.precision: unknown value {precision!r} (fp32 | bf16)")
+    return autocast(device) if precision == "bf16" else contextlib.nullcontext()
+
+
+def _scores(model, batch: DialogBatch, device: torch.device, precision: str) -> torch.Tensor:
+    """(B, R, O) float32 scores on the CPU."""
+    with _precision_context(device, precision):
+        return model.score_options(batch.to(device)).float().cpu()
+
+
+@torch.no_grad()
+def evaluate_split(
+    model,
+    dataset: DialogDataset,
+    batch_size: int,
+    device: torch.device,
+    precision: str = "fp32",
+    progress: bool = False,
+    label: str = "evaluate",
+) -> dict[str, float]:
+    """Retrieval metrics over every round with a ground truth, and NDCG with dense annotations.
+
+    Returns ``mrr``, ``r@1``, ``r@5``, ``r@10`` (fractions in [0, 1]), ``mean_rank``, ``count``
+    (rounds ranked) and, when the split has ``dense_round``, ``ndcg`` and ``ndcg_count``.
+    """
+    model.eval()
+    a = dataset.a
+    dense = "dense_round" in a and "dense_relevance" in a
+    metrics, ndcg = RetrievalMetrics(), NDCG()
+    n_batches = -(-len(dataset) // batch_size)
+    with progress_bar(n_batches, label, "batch", enabled=progress) as advance:
+        for idx, batch in dialog_chunks(dataset, batch_size):
+            scores = _scores(model, batch, device, precision)  # (B, R, O)
+            gt = batch.gt_index.reshape(-1)  # (B*R,)
+            keep = batch.round_mask.reshape(-1) & (gt >= 0)
+            metrics.observe(scores.flatten(0, 1)[keep], gt[keep])
+            if dense:
+                rnd = torch.from_numpy(a["dense_round"][idx].astype(np.int64))  # (B,)
+                has = rnd >= 0
+                rows = torch.arange(len(idx))[has]
+                relevance = torch.from_numpy(a["dense_relevance"][idx].astype(np.float32))
+                ndcg.observe(scores[rows, rnd[has]], relevance[has])  # (B', O) each
+            advance(1)
+    out = metrics.retrieve()
+    if dense:
+        out.update(ndcg.retrieve())
+    return out
+
+
+@torch.no_grad()
+def rank_test_split(
+    model,
+    dataset: DialogDataset,
+    batch_size: int,
+    device: torch.device,
+    precision: str = "fp32",
+    progress: bool = False,
+) -> list[dict]:
+    """VisDial evaluation-server ranks for every round that has its 100 options.
+
+    ``ranks[i]`` is the 1-based rank of option i (1 = best); each list is a permutation of
+    1..100, ties broken by option order (``ranks_of_options``).
+    """
+    model.eval()
+    a = dataset.a
+    if "has_options" not in a:
+        raise InputError("test split lacks 'has_options' (re-run the prepare stage)")
+    out: list[dict] = []
+    n_batches = -(-len(dataset) // batch_size)
+    with progress_bar(n_batches, "test ranks", "batch", enabled=progress) as advance:
+        for idx, batch in dialog_chunks(dataset, batch_size):
+            scores = _scores(model, batch, device, precision)  # (B, R, O)
+            has = torch.from_numpy(a["has_options"][idx].astype(bool)) & batch.round_mask
+            b_idx, r_idx = has.nonzero(as_tuple=True)  # rounds in (dialog, round) order
+            ranks = ranks_of_options(scores[b_idx, r_idx])  # (M, O)
+            image_ids = a["image_id"][idx]
+            for b, r, row in zip(b_idx.tolist(), r_idx.tolist(), ranks.tolist(), strict=True):
+                out.append({"image_id": int(image_ids[b]), "round_id": r + 1, "ranks": row})
+            advance(1)
+    return out
+
+
+def splits_of(dialogs_h5: str | Path) -> list[str]:
+    """The split groups of ``dialogs.h5``."""
+    path = Path(dialogs_h5)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file (run the prepare stage)")
+    with h5py.File(path, "r") as h5:
+        return list(h5)
+
+
+def evaluate_model(
+    checkpoint: str | Path,
+    prepared: Path,
+    features: Path,
+    metrics_out: Path,
+    ranks_out: Path,
+    *,
+    batch_size: int = 16,
+    device: str = "auto",
+    precision: str = "fp32",
+    progress: bool = True,
+) -> dict[str, float]:
+    """The ``evaluate`` stage for one checkpoint: val metrics to ``metrics_out`` (JSON) and the
+    v1.0 test ranks to ``ranks_out`` (``[]`` when ``dialogs.h5`` has no ``test`` split)."""
+    from pipeline.checkpoint import load_model
+    from pipeline.pretrain import load_data
+
+    if batch_size < 1:
+        raise InputError(f"evaluate.batch_size must be >= 1, got {batch_size}")
+    dev = resolve_device(device)
+    _precision_context(dev, precision)  # validate before the slow part
+    splits = splits_of(prepared / "dialogs.h5")
+    model = load_model(checkpoint).to(dev)
+    label = f"evaluate {Path(checkpoint).parent.name}"
+    metrics = evaluate_split(
+        model, load_data(prepared, features, "val"), batch_size, dev, precision, progress, label
+    )
+    ranks = []
+    if "test" in splits:
+        test = load_data(prepared, features, "test")
+        ranks = rank_test_split(model, test, batch_size, dev, precision, progress)
+    write_json(metrics_out, metrics)
+    write_json(ranks_out, ranks, indent=None)
+    return metrics

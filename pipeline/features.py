@@ -35,6 +35,7 @@ from pipeline.atomic import atomic_path, write_json
 from pipeline.config import FeaturesConfig
 from pipeline.errors import InputError
 from pipeline.images import IMAGENET_MEAN, IMAGENET_STD, load_uint8, normalize
+from pipeline.runtime import Dist, init_distributed
 
 BACKBONE = "torchvision vgg19 .features (conv1_1 … pool5)"
 VGG19_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M"]
@@ -144,52 +145,6 @@ def load_backbone(weights: str, seed: int = 0) -> Backbone:
 # --------------------------------------------------------------------------- devices and ranks
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → ``cuda`` when present, else ``cpu``. The CPU path never calls CUDA APIs."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cpu":
-        return torch.device("cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise InputError(f"features.device: {name}: CUDA is not available here")
-        return torch.device(name)
-    raise InputError(f"features.device: {name!r}: expected auto, cpu, cuda or cuda:N")
-
-
-@dataclass(frozen=True)
-class Ranks:
-    """This process's place in a ``torchrun`` job (``world == 1`` without one)."""
-
-    rank: int = 0
-    world: int = 1
-    local: int = 0
-
-    @classmethod
-    def from_env(cls) -> Ranks:
-        env = os.environ
-        return cls(
-            int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0))
-        )
-
-    def barrier(self) -> None:
-        if self.world > 1:
-            torch.distributed.barrier()
-
-
-def _init_ranks(device_name: str) -> tuple[Ranks, torch.device]:
-    ranks = Ranks.from_env()
-    device = resolve_device(device_name)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", ranks.local % torch.cuda.device_count())
-    if ranks.world > 1 and not torch.distributed.is_initialized():
-        backend = "nccl" if device.type == "cuda" else "gloo"
-        kwargs = {"device_id": device} if device.type == "cuda" else {}
-        # Ranks wait for each other only at the end of the extraction: allow a long wait.
-        torch.distributed.init_process_group(backend, timeout=timedelta(hours=12), **kwargs)
-    return ranks, device
-
-
 # --------------------------------------------------------------------------- inputs
 
 
@@ -267,7 +222,7 @@ def _worker_init(_: int) -> None:
 class _Shard:
     """One rank's share of one split: raw features + status bytes under ``.partial/<split>/``."""
 
-    def __init__(self, root: Path, ranks: Ranks, ids: np.ndarray, shape: tuple, dtype: str):
+    def __init__(self, root: Path, ranks: Dist, ids: np.ndarray, shape: tuple, dtype: str):
         self.ids, self.shape, self.dtype = ids, shape, np.dtype(dtype)
         stem = root / f"r{ranks.rank}of{ranks.world}"
         self.meta_path, self.errors_path = (
@@ -473,7 +428,7 @@ def _attrs(backbone: Backbone, cfg: FeaturesConfig, device: torch.device) -> dic
     }
 
 
-def _bad_images(partial: Path, splits, ranks: Ranks, on_error: str) -> dict[str, str]:
+def _bad_images(partial: Path, splits, ranks: Dist, on_error: str) -> dict[str, str]:
     """Every rank's bad files; with ``on_error: fail`` an ``InputError`` listing them."""
     bad: dict[str, str] = {}
     for split in splits:
@@ -517,7 +472,8 @@ def extract_features(
         raise InputError(f"features.patterns: no file-name pattern for split '{missing[0]}'")
     partial = Path(partial_dir) if partial_dir else _partial_dir(out_dir)
     owns_group = not (torch.distributed.is_available() and torch.distributed.is_initialized())
-    ranks, device = _init_ranks(cfg.device)
+    # Ranks wait for each other only at the end of the extraction: allow a long wait.
+    ranks, device = init_distributed(cfg.device, "features.device", timedelta(hours=12))
     try:
         backbone = load_backbone(cfg.weights, cfg.seed)
         model = backbone.module.to(device)

@@ -127,6 +127,19 @@ class DiscriminativeModel(nn.Module):
     def encode(self, batch: DialogBatch) -> Tensor:
         return self.encoder(batch).flatten(0, 1)  # (B*R, D)
 
+    def encode_answers(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+        """f(a) for answers (..., La) with lengths (...) -> (..., D), each distinct answer once.
+
+        The 100 options of the rounds of a batch repeat a lot (VisDial's options are drawn from
+        one answer pool; the demo has ~170 distinct answers), so the LSTM runs on the distinct
+        (tokens, length) rows only and the result is gathered back: same values, far less work.
+        """
+        la = tokens.shape[-1]
+        rows = torch.cat([tokens.reshape(-1, la), lengths.reshape(-1, 1)], dim=1)  # (N, La+1)
+        distinct, inverse = torch.unique(rows, dim=0, return_inverse=True)  # (U, La+1), (N,)
+        f = self.answer_encoder(distinct[:, :la], distinct[:, la])  # (U, D)
+        return f[inverse].reshape(*lengths.shape, -1)  # (..., D)
+
     def candidates(self, batch: DialogBatch) -> tuple[Tensor, Tensor, Tensor]:
         """The ground truth first, then ``negatives`` other options drawn at random per round.
 
@@ -149,7 +162,7 @@ class DiscriminativeModel(nn.Module):
         """Summed per-round loss (N-pair Eq. 4 or option cross-entropy) and the round count."""
         mask = flat_rounds(batch) & (batch.gt_index.reshape(-1) >= 0)
         tokens, lengths, _ = self.candidates(batch)
-        f = self.answer_encoder(tokens, lengths)  # (M, 1+K, D)
+        f = self.encode_answers(tokens, lengths)  # (M, 1+K, D)
         zeros = torch.zeros(len(e), dtype=torch.long, device=e.device)
         count = mask.sum()
         if self.variant.loss == "np":
@@ -165,13 +178,9 @@ class DiscriminativeModel(nn.Module):
 
     @torch.no_grad()
     def score_options(self, batch: DialogBatch) -> Tensor:
-        b, r, o, la = batch.options.shape
-        scores = self.answer_encoder.score(
-            self.encode(batch),
-            batch.options.reshape(b * r, o, la),  # (B*R, O, La)
-            batch.options_len.reshape(b * r, o),
-        )
-        return scores.reshape(b, r, o)  # (B, R, O)
+        e = self.encoder(batch)  # (B, R, D)
+        f = self.encode_answers(batch.options, batch.options_len)  # (B, R, O, D)
+        return torch.einsum("brd,brod->bro", e, f)  # (B, R, O)
 
 
 def build_model(

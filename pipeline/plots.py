@@ -28,3 +28,37 @@ def plot_curves(history: list[dict], path: str | Path, title: str = "") -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def plot_metric_bars(
+    rows: dict[str, dict], path: str | Path, keys: tuple[str, ...], title: str = ""
+) -> None:
+    """One panel per metric key, one bar per row (e.g. variant -> metrics), to ``path`` (PNG).
+
+    Rows lacking a key get no bar; values are printed on the bars.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = list(rows)
+    fig, axes = plt.subplots(
+        1, len(keys), figsize=(max(2.6, 0.45 * len(names) + 1.2) * len(keys), 3.6), squeeze=False
+    )
+    for ax, key in zip(axes[0], keys, strict=True):
+        values = [rows[n].get(key, float("nan")) for n in names]
+        bars = ax.bar(range(len(names)), values, color=[_color(n) for n in names])
+        ax.bar_label(bars, fmt="%.3g", fontsize=6, rotation=90, padding=2)
+        ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
+        ax.set_title(key, fontsize=9)
+        ax.tick_params(axis="y", labelsize=7)
+        ax.grid(axis="y", alpha=0.3)
+        ax.margins(y=0.25)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90, format="png")
+    plt.close(fig)
+
+
+def _color(name: str) -> str:
+    """Generative rows blue, discriminative orange, anything else grey."""
+    parts = name.lower().split("-")
+    return {"g": "tab:blue", "d": "tab:orange"}.get(parts[1] if len(parts) > 1 else "", "tab:grey")

@@ -54,8 +54,10 @@ def pretrain(
             rank=dist.rank, world=dist.world, workers=cfg.workers, pin_memory=pin,
         )  # fmt: skip
 
+    val_subset = val.head(cfg.val_dialogs) if cfg.val_dialogs else val
+
     def validate(model) -> dict:
-        loader = batches(val, cfg.batch_size, shuffle=False, workers=cfg.workers, pin_memory=pin)
+        loader = batches(val_subset, cfg.batch_size, shuffle=False, workers=cfg.workers)
         return retrieval_metrics(model, loader, device)
 
     trainer = Trainer(

@@ -6,6 +6,7 @@ import contextlib
 import os
 import random
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
 import torch
@@ -14,17 +15,23 @@ import torch.distributed as dist
 from pipeline.errors import InputError
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> CUDA when present, else CPU; ``cuda`` without a GPU is a user error."""
+def resolve_device(name: str, local_rank: int = 0, key: str = "device") -> torch.device:
+    """``auto`` -> CUDA when present, else CPU; plain ``cuda`` -> this process's local GPU.
+
+    ``cuda`` without a GPU, or an unknown name, is a user error naming params key ``key``. The
+    CPU path never calls CUDA APIs beyond ``is_available``.
+    """
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or name.startswith("cuda:"):
         if not torch.cuda.is_available():
-            raise InputError(f"device '{name}' requested but no CUDA GPU is available")
-        return torch.device("cuda", local_rank if name == "cuda" else int(name.split(":")[1]))
-    if name != "cpu":
-        raise InputError(f"device: unknown device '{name}' (auto, cpu, cuda, cuda:N)")
-    return torch.device("cpu")
+            raise InputError(f"{key}: {name}: CUDA is not available here")
+        if name == "cuda":
+            return torch.device("cuda", local_rank % torch.cuda.device_count())
+        return torch.device(name)
+    raise InputError(f"{key}: {name!r}: expected auto, cpu, cuda or cuda:N")
 
 
 def seed_everything(seed: int) -> None:
@@ -68,13 +75,18 @@ class Dist:
         return value
 
 
-def init_distributed(device_name: str) -> tuple[Dist, torch.device]:
+def init_distributed(
+    device_name: str, key: str = "device", timeout: timedelta | None = None
+) -> tuple[Dist, torch.device]:
     """Join the process group when launched by torchrun (NCCL on CUDA, gloo on CPU)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-    device = resolve_device(device_name, local_rank)
+    env = os.environ
+    world = int(env.get("WORLD_SIZE", "1"))
+    rank, local_rank = int(env.get("RANK", "0")), int(env.get("LOCAL_RANK", "0"))
+    device = resolve_device(device_name, local_rank, key)
     if world > 1 and not dist.is_initialized():
+        kwargs = {"timeout": timeout} if timeout else {}
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+            kwargs["device_id"] = device
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", **kwargs)
     return Dist(rank, world, local_rank), device

@@ -55,6 +55,10 @@ class Trainer:
     device: torch.device = torch.device("cpu")
     dist: Dist = field(default_factory=Dist)
     progress: bool = True
+    # Optional hooks (knowledge transfer, ``pipeline/transfer.py``); None keeps plain training.
+    after_step: Callable[[object, torch.optim.Optimizer], None] | None = None  # (batch, opt)
+    epoch_stats: Callable[[], dict] | None = None  # extra train metrics of the finished epoch
+    export: Callable[[dict], dict[Path, dict]] | None = None  # state -> {out_dir: state}
 
     def fingerprint(self) -> str:
         """What determines the weights after epoch k (not ``epochs``: more epochs resume)."""
@@ -75,6 +79,8 @@ class Trainer:
             seed_everything(self.cfg.seed * 1000 + epoch)
             train_loss = self._epoch(wrapped, optimizer, epoch)
             metrics = {"epoch": epoch + 1, "train_loss": train_loss}
+            if self.epoch_stats is not None:
+                metrics |= self.epoch_stats()
             if self.dist.main:
                 metrics |= {f"val_{k}": v for k, v in self.validate(model).items()}
                 history.append(metrics)
@@ -108,6 +114,8 @@ class Trainer:
                 if self.cfg.grad_clip:
                     nn.utils.clip_grad_norm_(model.parameters(), self.cfg.grad_clip)
                 optimizer.step()
+                if self.after_step is not None:  # e.g. the discriminator's update in GAN1/GAN2
+                    self.after_step(batch, optimizer)
                 total += float(loss_sum.detach())
                 units += float(count)
                 advance()
@@ -149,14 +157,22 @@ class Trainer:
         return 0, [], None
 
     def _publish(self, history: list) -> None:
-        """Copy best/last weights (without optimizer state) to the DVC output directory."""
-        with atomic_path(self.files.out_dir, is_dir=True) as tmp:
-            for name in ("best.pt", "last.pt"):
-                state = torch.load(
-                    self.files.ckpt_dir / name, map_location="cpu", weights_only=True
-                )
-                state.pop("optimizer", None)
-                torch.save(state, tmp / name)
+        """Copy best/last weights (without optimizer state) to the DVC output directory.
+
+        With ``export``, each checkpoint is first split into one state per output directory
+        (knowledge transfer publishes G and D of one run as two models).
+        """
+        outputs: dict[Path, dict[str, dict]] = {}
+        for name in ("best.pt", "last.pt"):
+            state = torch.load(self.files.ckpt_dir / name, map_location="cpu", weights_only=True)
+            state.pop("optimizer", None)
+            split = self.export(state) if self.export else {self.files.out_dir: state}
+            for out_dir, out_state in split.items():
+                outputs.setdefault(Path(out_dir), {})[name] = out_state
+        for out_dir, states in outputs.items():
+            with atomic_path(out_dir, is_dir=True) as tmp:
+                for name, state in states.items():
+                    torch.save(state, tmp / name)
         self._log_live(history)
 
     # ---- dvclive ----------------------------------------------------------------------------

@@ -23,6 +23,11 @@ COMMANDS = [
     ("train-g", "stages.train_g"),
     ("train-d", "stages.train_d"),
     ("features", "stages.features"),
+    ("transfer", "stages.transfer"),
+    ("chat", "stages.chat"),
+    ("answer", "stages.answer"),
+    ("evaluate", "stages.evaluate"),
+    ("report", "stages.report"),
 ]
 
 for _name, _module in COMMANDS:

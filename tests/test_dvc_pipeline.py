@@ -24,6 +24,15 @@ def _run(args: list[str], cwd: Path) -> str:
     return proc.stdout + proc.stderr
 
 
+def merge(base: dict, overrides: dict) -> None:
+    """Deep-merge ``overrides`` into ``base`` (the tiny profile onto params.yaml)."""
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merge(base[key], value)
+        else:
+            base[key] = value
+
+
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
     """A copy of the project's tracked (and not ignored) files as a fresh git repo."""
@@ -35,7 +44,9 @@ def repo(tmp_path_factory) -> Path:
         if (REPO / rel).is_file() and not rel.startswith(("data/", "metrics/")):
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / rel, dest / rel)
-    shutil.copy(REPO / "tests" / "params.tiny.yaml", dest / "params.yaml")
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    merge(params, yaml.safe_load((REPO / "tests" / "params.tiny.yaml").read_text()))
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _run(["git", "init", "-q"], dest)
     _run(["git", "add", "-A"], dest)
     _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], dest)
@@ -45,7 +56,7 @@ def repo(tmp_path_factory) -> Path:
 
 def test_repro_produces_the_prepared_data(repo):
     with h5py.File(repo / "data/prepared/dialogs.h5", "r") as h5:
-        assert len(h5["train/image_id"]) == 24 and len(h5["val/image_id"]) == 6
+        assert len(h5["train/image_id"]) == 16 and len(h5["val/image_id"]) == 6
     assert (repo / "data/prepared/vocab.json").exists()
 
 

@@ -100,20 +100,20 @@ def test_causal_mask_allows_facts_up_to_the_round():
     assert mask.tolist() == [[1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0], [1, 1, 1, 0]]
 
 
-def test_sequence_lstm_packed_and_padded_paths_agree():
+def test_sequence_lstm_reads_each_row_at_its_last_token():
     torch.manual_seed(0)
-    rnn = SequenceLSTM(nn.Embedding(VOCAB, EMB, padding_idx=PAD_ID), HIDDEN, 0.0)
-    lengths = torch.tensor([3, 0, 7, 1])
-    tokens = _tokens(torch.Generator().manual_seed(0), (4, 9), lengths)
+    rnn = SequenceLSTM(nn.Embedding(VOCAB, EMB, padding_idx=PAD_ID), HIDDEN, 0.0, buckets=3)
+    lengths = torch.tensor([3, 0, 7, 1, 7, 5, 2])
+    tokens = _tokens(torch.Generator().manual_seed(0), (7, 9), lengths)
     with torch.no_grad():
-        out_p, last_p = rnn.run(tokens, lengths, pack=True)
-        out_u, last_u = rnn.run(tokens, lengths, pack=False)
-        want = _lstm_last(rnn, tokens[2, :7].tolist())
-    torch.testing.assert_close(last_p, last_u, rtol=0, atol=1e-6)
-    torch.testing.assert_close(last_p[2], want, rtol=0, atol=1e-6)
-    assert (last_p[1] == 0).all()
-    valid = torch.arange(out_p.shape[1]) < lengths.unsqueeze(-1)  # (N, T)
-    torch.testing.assert_close(out_p[valid], out_u[valid], rtol=0, atol=1e-6)
+        outputs, last = rnn.run(tokens, lengths)
+        for i, n in enumerate(lengths.tolist()):
+            if n == 0:
+                assert (last[i] == 0).all()
+                continue
+            want = rnn.lstm(rnn.embedding(tokens[i : i + 1, :n]))[0][0]  # (n, H)
+            torch.testing.assert_close(outputs[i, :n], want, rtol=0, atol=1e-6)
+            torch.testing.assert_close(last[i], want[-1], rtol=0, atol=1e-6)
 
 
 # --- contracts of every encoder ---------------------------------------------------------------

@@ -74,3 +74,12 @@ def test_d_candidates_exclude_ground_truth_from_negatives(batch):
     assert (positions[:, 0] == gt).all()
     assert not (positions[:, 1:] == gt.unsqueeze(1)).any()
     assert all(len(set(row.tolist())) == 21 for row in positions)
+
+
+def test_distinct_answer_encoding_equals_direct_encoding(batch):
+    torch.manual_seed(0)
+    model = DiscriminativeModel(Variant.parse("hciae-d-np-att"), 200, CFG).eval()
+    direct = model.answer_encoder.score(
+        model.encode(batch), batch.options.flatten(0, 1), batch.options_len.flatten(0, 1)
+    )  # (B*R, O)
+    torch.testing.assert_close(model.score_options(batch).flatten(0, 1), direct)

@@ -100,8 +100,8 @@ def test_torchrun_two_processes_match_one_process(tiny_data, tmp_path):
             "--prepared", str(prepared), "--features", str(features)]  # fmt: skip
     for name, launcher in (
         ("one", [sys.executable]),
-        ("two", [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                 "--master_port=29533"]),
+        ("two", [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                 "--nproc_per_node=2"]),
     ):  # fmt: skip
         cwd = tmp_path / name
         cwd.mkdir()

@@ -51,7 +51,7 @@ class LateFusion(DialogEncoder):
     def encode_history(self, batch: DialogBatch) -> Tensor:
         """LSTM over the concatenated history up to each round -> (B, R, H)."""
         tokens, total, ends = concatenate_facts(*history_facts(batch))
-        outputs, _ = self.history_rnn.run(tokens, total, pack=False)  # (B, T, H)
+        outputs, _ = self.history_rnn.run(tokens, total)  # (B, T, H)
         idx = (ends - 1).clamp(min=0)  # (B, R)
         states = outputs.gather(1, idx.unsqueeze(-1).expand(-1, -1, self.hidden))  # (B, R, H)
         return states * (ends > 0).unsqueeze(-1)
