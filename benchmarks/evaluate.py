@@ -104,6 +104,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     ap.add_argument("--popular", type=int, default=30, help="options/round from 100 frequent ones")
     ap.add_argument("--vocab", type=int, default=VOCAB)
+    ap.add_argument("--embed", type=int, default=300, help="word embedding size (paper: 300)")
+    ap.add_argument("--hidden", type=int, default=512, help="LSTM size (paper: 512)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     if args.threads:
@@ -115,9 +117,10 @@ def main(argv: list[str] | None = None) -> None:
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(
         f"device: {where}, {torch.get_num_threads()} threads, load avg {os.getloadavg()[0]:.1f}; "
-        f"{args.batch} dialogs x {ROUNDS} rounds x {OPTIONS} options, vocab {args.vocab}"
+        f"{args.batch} dialogs x {ROUNDS} rounds x {OPTIONS} options, vocab {args.vocab}, "
+        f"embed {args.embed}, LSTM {args.hidden}"
     )
-    cfg = ModelConfig()
+    cfg = ModelConfig(embed_dim=args.embed, hidden=args.hidden)
     models = {
         "G": (GenerativeModel(Variant.parse("hciae-g-mle"), args.vocab, cfg), g_loop),
         "D": (DiscriminativeModel(Variant.parse("hciae-d-np-att"), args.vocab, cfg), d_loop),

@@ -22,7 +22,8 @@ import torch
 from PIL import Image
 
 from pipeline.config import FeaturesConfig
-from pipeline.features import _init_ranks, extract_features, load_backbone
+from pipeline.features import extract_features, load_backbone
+from pipeline.runtime import resolve_device
 
 PATTERN = "img_%012d.jpg"
 
@@ -48,7 +49,7 @@ def make_images(directory: Path, n: int, seed: int = 0) -> None:
 @torch.inference_mode()
 def bare_forward(cfg: FeaturesConfig, n: int) -> float:
     """Images/s of the backbone alone on random normalised tensors (after one warm-up batch)."""
-    _, device = _init_ranks(cfg.device)
+    device = resolve_device(cfg.device)
     model = load_backbone(cfg.weights, cfg.seed).module.to(device)
     x = torch.randn(cfg.batch_size, 3, cfg.image_size, cfg.image_size, device=device)
     amp = None

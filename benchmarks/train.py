@@ -27,6 +27,7 @@ import random
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -44,7 +45,15 @@ from pipeline.runtime import autocast  # noqa: E402
 from pipeline.transfer import KnowledgeTransfer  # noqa: E402
 from pipeline.vocab import END_ID, START_ID  # noqa: E402
 
-EMB, HID, FEAT = 300, 512, 300  # the authors' sizes: e_t and f(a) are 300-d there
+
+@dataclass(frozen=True)
+class Dims:
+    """The authors' sizes; their e_t and f(a) have the word embedding's size (300)."""
+
+    emb: int = 300
+    hid: int = 512
+
+
 REF_RANDOM_NEG, REF_BATCH_NEG = 20, 30
 
 
@@ -52,15 +61,16 @@ REF_RANDOM_NEG, REF_BATCH_NEG = 20, 30
 class RefEncoder(nn.Module):
     """HCIAE as the authors coded it: one round at a time, history re-encoded every round."""
 
-    def __init__(self, vocab: int, dropout: float = 0.5):
+    def __init__(self, vocab: int, dims: Dims, dropout: float = 0.5):
         super().__init__()
-        self.embed = nn.Embedding(vocab, EMB, padding_idx=0)  # their netW
-        self.q_rnn, self.h_rnn = nn.LSTM(EMB, HID), nn.LSTM(EMB, HID)
-        self.h_key, self.h_query = nn.Linear(HID, HID), nn.Linear(HID, HID)
-        self.i_key, self.i_query = nn.Linear(HID, HID), nn.Linear(2 * HID, HID)
-        self.h_score, self.i_score = nn.Linear(HID, 1), nn.Linear(HID, 1)
-        self.region = nn.Linear(512, HID)
-        self.fc = nn.Linear(3 * HID, FEAT)
+        emb, hid = dims.emb, dims.hid
+        self.embed = nn.Embedding(vocab, emb, padding_idx=0)  # their netW
+        self.q_rnn, self.h_rnn = nn.LSTM(emb, hid), nn.LSTM(emb, hid)
+        self.h_key, self.h_query = nn.Linear(hid, hid), nn.Linear(hid, hid)
+        self.i_key, self.i_query = nn.Linear(hid, hid), nn.Linear(2 * hid, hid)
+        self.h_score, self.i_score = nn.Linear(hid, 1), nn.Linear(hid, 1)
+        self.region = nn.Linear(512, hid)
+        self.fc = nn.Linear(3 * hid, emb)
         self.drop = nn.Dropout(dropout)
 
     def attend(self, keys, query, key_fc, query_fc, score_fc) -> Tensor:
@@ -76,7 +86,7 @@ class RefEncoder(nn.Module):
         out, state = self.q_rnn(self.drop(embed(ques)))  # (Lq, B, H)
         m_q = out[-1]
         h_out, _ = self.h_rnn(self.drop(embed(his)))  # (Lh, B*(rnd+1), H)
-        m_h = h_out[-1].view(b, rnd + 1, HID)  # (B, rnd+1, H)
+        m_h = h_out[-1].view(b, rnd + 1, -1)  # (B, rnd+1, H)
         h_hat = self.attend(m_h, m_q, self.h_key, self.h_query, self.h_score)
         v = torch.tanh(self.region(img))  # (B, 49, H)
         v_hat = self.attend(v, torch.cat([m_q, h_hat], 1), self.i_key, self.i_query, self.i_score)
@@ -86,13 +96,10 @@ class RefEncoder(nn.Module):
 class RefGenerator(nn.Module):
     """Their netG: starts from the question LSTM's state, e_t as first input, log_softmax(3 x)."""
 
-    def __init__(self, vocab: int, dropout: float = 0.5):
+    def __init__(self, vocab: int, dims: Dims, dropout: float = 0.5):
         super().__init__()
-        self.rnn, self.out, self.drop = (
-            nn.LSTM(EMB, HID),
-            nn.Linear(HID, vocab),
-            nn.Dropout(dropout),
-        )
+        self.rnn, self.out = nn.LSTM(dims.emb, dims.hid), nn.Linear(dims.hid, vocab)
+        self.drop = nn.Dropout(dropout)
 
     def forward(self, emb: Tensor, state):
         out, state = self.rnn(emb, state)  # (T, B, H)
@@ -102,13 +109,14 @@ class RefGenerator(nn.Module):
 class RefAnswerEncoder(nn.Module):
     """Their netD: LSTM, self-attention W2(dropout(tanh(W1 h))) masking pad/end, tanh(fc)."""
 
-    def __init__(self, dropout: float = 0.5):
+    def __init__(self, dims: Dims, dropout: float = 0.5):
         super().__init__()
-        self.rnn, self.w1, self.w2 = nn.LSTM(EMB, HID), nn.Linear(HID, HID), nn.Linear(HID, 1)
-        self.fc, self.drop = nn.Linear(HID, FEAT), nn.Dropout(dropout)
+        emb, hid = dims.emb, dims.hid
+        self.rnn, self.w1, self.w2 = nn.LSTM(emb, hid), nn.Linear(hid, hid), nn.Linear(hid, 1)
+        self.fc, self.drop = nn.Linear(hid, emb), nn.Dropout(dropout)
 
     def forward(self, emb: Tensor, tokens: Tensor) -> Tensor:
-        """emb (T, N, E), tokens (T, N) -> (N, FEAT)."""
+        """emb (T, N, E), tokens (T, N) -> (N, E)."""
         out, _ = self.rnn(self.drop(emb))  # (T, N, H)
         z = self.w2(self.drop(torch.tanh(self.w1(out)))).squeeze(-1)  # (T, N)
         z = z.masked_fill((tokens == 0) | (tokens == END_ID), -99999.0)
@@ -196,9 +204,9 @@ def ref_wrong_answers(data: RefData, rnd: int) -> tuple[Tensor, Tensor]:
 
 
 class RefG(nn.Module):
-    def __init__(self, vocab: int):
+    def __init__(self, vocab: int, dims: Dims):
         super().__init__()
-        self.enc, self.gen = RefEncoder(vocab), RefGenerator(vocab)
+        self.enc, self.gen = RefEncoder(vocab, dims), RefGenerator(vocab, dims)
 
     def step(self, data: RefData, opt: torch.optim.Optimizer) -> None:
         for rnd in range(ROUNDS):
@@ -210,9 +218,9 @@ class RefG(nn.Module):
 
 
 class RefD(nn.Module):
-    def __init__(self, vocab: int):
+    def __init__(self, vocab: int, dims: Dims):
         super().__init__()
-        self.enc, self.ans = RefEncoder(vocab), RefAnswerEncoder()
+        self.enc, self.ans = RefEncoder(vocab, dims), RefAnswerEncoder(dims)
 
     def features(self, tokens: Tensor, onehot: Tensor | None = None) -> Tensor:
         emb = self.enc.embed(tokens) if onehot is None else onehot @ self.enc.embed.weight
@@ -224,8 +232,8 @@ class RefD(nn.Module):
             e, _ = self.enc(data.ques[rnd], data.his_round(rnd), data.img, rnd)
             real = self.features(data.ans_t[rnd])  # (B, F)
             wrong_f = self.features(wrong)  # (B*20, F)
-            batch_wrong = wrong_f.index_select(0, idx.view(-1)).view(data.b, -1, FEAT)
-            loss = ref_npair(e, real, wrong_f.view(data.b, -1, FEAT), batch_wrong)
+            batch_wrong = wrong_f.index_select(0, idx.view(-1)).view(data.b, -1, e.shape[-1])
+            loss = ref_npair(e, real, wrong_f.view(data.b, -1, e.shape[-1]), batch_wrong)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -234,9 +242,9 @@ class RefD(nn.Module):
 class RefTransfer(nn.Module):
     """train_all.py with --update_LM: MLE step, then a Gumbel / L_G step through D, per round."""
 
-    def __init__(self, vocab: int, tau: float = 0.5):
+    def __init__(self, vocab: int, dims: Dims, tau: float = 0.5):
         super().__init__()
-        self.g, self.d, self.tau, self.vocab = RefG(vocab), RefD(vocab), tau, vocab
+        self.g, self.d, self.tau, self.vocab = RefG(vocab, dims), RefD(vocab, dims), tau, vocab
 
     def gumbel(self, e: Tensor, state, data: RefData, rnd: int) -> tuple[Tensor, Tensor]:
         _, state = self.g.gen(e.unsqueeze(0), state)
@@ -329,8 +337,8 @@ def ours_step(model: nn.Module, batch: DialogBatch, device: torch.device) -> Cal
 
 def bench_part(part: str, batch: DialogBatch, args, device: torch.device) -> tuple[float, float]:
     """(ours, reference) rounds/s for part g | d | transfer."""
-    cfg = ModelConfig()
-    vocab = args.vocab
+    cfg = ModelConfig(embed_dim=args.embed, hidden=args.hidden)
+    dims, vocab = Dims(args.embed, args.hidden), args.vocab
     torch.manual_seed(args.seed)
     g = GenerativeModel(Variant.parse("hciae-g-mle"), vocab, cfg)
     d = DiscriminativeModel(Variant.parse("hciae-d-np-att"), vocab, cfg, args.negatives, 1e-3)
@@ -341,11 +349,11 @@ def bench_part(part: str, batch: DialogBatch, args, device: torch.device) -> tup
     ours = ours.to(device).train()
     data = RefData(batch.to("cpu"), device)
     if part == "transfer":
-        ref = RefTransfer(vocab).to(device).train()
+        ref = RefTransfer(vocab, dims).to(device).train()
         opt_lm, opt_g = adam(ref.g.parameters()), adam(ref.g.parameters())  # two optimizers
         ref_step = lambda: ref.step(data, opt_lm, opt_g)  # noqa: E731
     else:
-        ref = (RefG if part == "g" else RefD)(vocab).to(device).train()
+        ref = (RefG if part == "g" else RefD)(vocab, dims).to(device).train()
         opt = adam(ref.parameters())
         ref_step = lambda: ref.step(data, opt)  # noqa: E731
     seconds = interleaved_seconds([ours_step(ours, batch, device), ref_step], args.iters, device)
@@ -369,6 +377,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--negatives", type=int, default=99, help="our D's incorrect options/round")
     ap.add_argument("--popular", type=int, default=30, help="options/round from 100 frequent ones")
     ap.add_argument("--vocab", type=int, default=VOCAB)
+    ap.add_argument("--embed", type=int, default=300, help="word embedding size (paper: 300)")
+    ap.add_argument("--hidden", type=int, default=512, help="LSTM size (paper: 512)")
     ap.add_argument("--parts", default="g,d,transfer", help="comma list of g, d, transfer")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -381,6 +391,7 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"device: {where}, {torch.get_num_threads()} threads, load avg {os.getloadavg()[0]:.1f}; "
         f"batch {batch_size} dialogs x {ROUNDS} rounds, vocab {args.vocab}, "
+        f"embed {args.embed}, LSTM {args.hidden}, "
         f"our D negatives {args.negatives}, timed iters {args.iters}"
     )
     for part in args.parts.split(","):

@@ -14,16 +14,19 @@ def plot_curves(history: list[dict], path: str | Path, title: str = "") -> None:
     """Training loss and validation metrics per epoch, one panel each, to ``path`` (PNG)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    keys = [k for k in (history[0] if history else {}) if k != "epoch"]
-    fig, axes = plt.subplots(1, max(len(keys), 1), figsize=(3.2 * max(len(keys), 1), 2.8))
-    axes = axes if len(keys) > 1 else [axes]
+    keys = [k for k in (history[0] if history else {}) if k != "epoch" and "count" not in k]
+    cols = min(max(len(keys), 1), 3)
+    rows = -(-max(len(keys), 1) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.6 * rows), squeeze=False)
     epochs = [row["epoch"] for row in history]
-    for ax, key in zip(axes, keys, strict=False):
+    for ax, key in zip(axes.flat, keys, strict=False):
         ax.plot(epochs, [row[key] for row in history], marker="o", ms=3)
         ax.set_title(key, fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(keys) :]:
+        ax.axis("off")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=90)

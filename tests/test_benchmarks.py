@@ -18,6 +18,7 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 def load(name: str):
     spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -57,7 +58,8 @@ def test_reference_port_pieces():
 
 def test_train_benchmark_prints_ratios(capsys):
     train = load("train")
-    args = ["--batch", "2", "--iters", "1", "--vocab", "40", "--negatives", "5", "--threads", "1"]
+    args = ["--batch", "2", "--iters", "1", "--vocab", "40", "--embed", "8", "--hidden", "16",
+            "--negatives", "5", "--threads", "1"]  # fmt: skip
     train.main(args)
     out = capsys.readouterr().out
     assert out.count("ratio ours/reference") == 3, out
@@ -67,7 +69,10 @@ def test_train_benchmark_prints_ratios(capsys):
 
 def test_evaluate_benchmark_prints_ratios_and_agrees(capsys):
     evaluate = load("evaluate")
-    evaluate.main(["--batch", "1", "--rows", "300", "--vocab", "40", "--threads", "1"])
+    evaluate.main(
+        ["--batch", "1", "--rows", "300", "--vocab", "40", "--embed", "8", "--hidden", "16",
+         "--threads", "1"]
+    )  # fmt: skip
     out = capsys.readouterr().out
     lines = [line for line in out.splitlines() if "ratio ours/loop" in line]
     assert len(lines) == 3, out
