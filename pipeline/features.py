@@ -1,6 +1,7 @@
 """VGG-19 pool5 image features (paper §5 "Training Details": 224×224 → last pooling layer, 512×7×7).
 
-``extract_features`` turns ``dialogs.h5`` image ids + image files into ``<out>/<split>.h5``:
+``extract_features`` turns the image ids of ``image_ids.h5`` (or ``dialogs.h5``: same layout) and
+the image files into ``<out>/<split>.h5``:
 ``image_id (N,)``, ``features (N, 512, S/32, S/32)`` and ``valid (N,)``, rows in the order of
 ``dialogs.h5`` (a duplicated id is computed once and stored at each of its rows).
 

@@ -147,5 +147,9 @@ def prepare(
         "max_len": [max_len.caption, max_len.question, max_len.answer],
     } | {f"source_{split}": file.path for split, file in files.items()}
     write_dialogs_h5(out_dir / "dialogs.h5", groups, attrs)
+    # The features stage depends on the image ids alone, so that re-tokenizing (a new
+    # min_count, say) does not recompute the VGG features.
+    ids = {split: {"image_id": arrays["image_id"]} for split, arrays in groups.items()}
+    write_dialogs_h5(out_dir / "image_ids.h5", ids, {})
     vocab.save(out_dir / "vocab.json")
     return {"vocab_size": len(vocab)} | {split: len(file) for split, file in files.items()}

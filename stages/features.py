@@ -20,7 +20,9 @@ def _opt(help: str):
 
 @user_errors
 def main(
-    prepared: Annotated[Path, _opt("Directory holding dialogs.h5.")] = Path("data/prepared"),
+    prepared: Annotated[Path, _opt("Output of prepare (its image_ids.h5).")] = Path(
+        "data/prepared"
+    ),
     images: Annotated[Path | None, _opt("Image directory [default: data.images].")] = None,
     out: Annotated[Path, _opt("Output directory (one <split>.h5 each).")] = Path("data/features"),
     weights: Annotated[str | None, _opt("imagenet | random | PATH to a state dict.")] = None,
@@ -44,7 +46,7 @@ def main(
     given = {"weights": weights, "device": device, "batch_size": batch_size, "on_error": on_error}
     overrides = {k: v for k, v in given.items() if v is not None}
     cfg = dataclasses.replace(params.features, patterns=patterns, **overrides)
-    summary = extract_features(prepared / "dialogs.h5", images or params.data.images, out, cfg)
+    summary = extract_features(prepared / "image_ids.h5", images or params.data.images, out, cfg)
     for split, info in summary.items():
         print(
             f"features {split}: {info['images']} rows ({info['unique']} unique images,"

@@ -73,3 +73,4 @@ def test_min_count_change_reruns_only_prepare(repo):
     out = _run(["dvc", "repro"], repo)
     assert "Running stage 'prepare'" in out
     assert "Running stage 'demo_data" not in out
+    assert "Running stage 'features'" not in out  # same image ids: features are kept

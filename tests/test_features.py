@@ -39,7 +39,7 @@ TINY = FeaturesConfig(image_size=32, batch_size=8, num_workers=0, device="cpu", 
 
 
 def write_dialogs(path: Path, splits: dict[str, list[int]]) -> Path:
-    """A minimal ``dialogs.h5``: only ``/<split>/image_id``."""
+    """A minimal ``image_ids.h5`` (as prepare writes it): only ``/<split>/image_id``."""
     with h5py.File(path, "w") as f:
         for split, ids in splits.items():
             f[f"{split}/image_id"] = np.asarray(ids, dtype=np.int64)
@@ -63,13 +63,13 @@ def write_image(path: Path, seed: int, mode: str = "RGB", size=(40, 52)) -> Path
 
 @pytest.fixture
 def data(tmp_path):
-    """``ids`` → (dialogs.h5, image dir) with one random PNG per id, in ``tmp_path``."""
+    """``ids`` → (image_ids.h5, image dir) with one random PNG per id, in ``tmp_path``."""
 
     def make(ids: list[int], split: str = "train") -> tuple[Path, Path]:
         images = tmp_path / "images"
         for i in set(ids):
             write_image(images / (PATTERN % i), seed=i)
-        return write_dialogs(tmp_path / "dialogs.h5", {split: ids}), images
+        return write_dialogs(tmp_path / "image_ids.h5", {split: ids}), images
 
     return make
 
@@ -157,7 +157,7 @@ def test_contract_224_gives_512x7x7_equal_to_torchvision(tmp_path):
     state = load_backbone("random", seed=7).module.state_dict()
     full = {f"features.{k}": v for k, v in state.items()} | {"classifier.0.bias": torch.zeros(3)}
     torch.save(full, tmp_path / "vgg19_full.pth")  # a whole vgg19 state dict is accepted
-    dialogs = write_dialogs(tmp_path / "dialogs.h5", {"train": [1, 2]})
+    dialogs = write_dialogs(tmp_path / "image_ids.h5", {"train": [1, 2]})
     cfg = FeaturesConfig(
         image_size=224,
         weights=str(tmp_path / "vgg19_full.pth"),
@@ -269,7 +269,7 @@ def bad_images(images: Path) -> dict[int, str]:
 
 def test_bad_images_fail_with_the_full_list_and_keep_finished_work(tmp_path, forwarded):
     bad = bad_images(tmp_path / "images")
-    dialogs = write_dialogs(tmp_path / "dialogs.h5", {"train": [1, 2, 3, 4, 5]})
+    dialogs = write_dialogs(tmp_path / "image_ids.h5", {"train": [1, 2, 3, 4, 5]})
     with pytest.raises(InputError) as err:
         extract_features(dialogs, tmp_path / "images", tmp_path / "out", TINY, progress=False)
     message = str(err.value)
@@ -290,7 +290,7 @@ def test_bad_images_fail_with_the_full_list_and_keep_finished_work(tmp_path, for
 
 def test_skip_policy_writes_zeros_and_a_valid_mask(tmp_path, capsys):
     bad_images(tmp_path / "images")
-    dialogs = write_dialogs(tmp_path / "dialogs.h5", {"train": [1, 2, 3, 4, 5, 2]})
+    dialogs = write_dialogs(tmp_path / "image_ids.h5", {"train": [1, 2, 3, 4, 5, 2]})
     cfg = FeaturesConfig(**{**TINY.__dict__, "on_error": "skip"})
     summary = extract_features(dialogs, tmp_path / "images", tmp_path / "out", cfg, progress=False)
     assert summary["train"]["invalid"] == 4
@@ -445,7 +445,7 @@ def test_extract_one_equals_the_stored_row(tmp_path, data):
 def test_cli_options_override_params(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write_image(tmp_path / "imgs/a/x_000001.png", 1)
-    write_dialogs(tmp_path / "prep.h5", {"train": [1]}).rename(tmp_path / "dialogs.h5")
+    write_dialogs(tmp_path / "prep.h5", {"train": [1]}).rename(tmp_path / "image_ids.h5")
     (tmp_path / "params.yaml").write_text(
         yaml.safe_dump({"features": {"image_size": 32, "num_workers": 0}})
     )
@@ -467,7 +467,7 @@ def test_cli_options_override_params(tmp_path, monkeypatch):
 
 def test_dvc_stage_deps_and_params():
     stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["features"]
-    assert {"data/prepared/dialogs.h5", "${data.images}"} <= set(stage["deps"])
+    assert {"data/prepared/image_ids.h5", "${data.images}"} <= set(stage["deps"])
     assert {"pipeline/features.py", "pipeline/images.py", "stages/features.py"} <= set(
         stage["deps"]
     )
