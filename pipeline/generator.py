@@ -4,12 +4,12 @@ Works on flattened rounds: e (M, D) with M = B * R, answers (M, La) left-aligned
 without ``<start>``/``<end>`` (``DialogBatch.answer`` reshaped). Teacher forcing reads
 ``<start> a_1 .. a_L`` and predicts ``a_1 .. a_L <end>``, so logits have La + 1 steps.
 
-Conditioning: e_t sets the LSTM's initial state, h_0 = tanh(W_h e_t), c_0 = W_c e_t; every input
-is a word embedding (the 300-d table shared with the encoder and D). Why the initial state and
-not e_t as an extra first input (as the authors' code does, after starting from the question
-LSTM's state): our encoders expose only e_t, an input step would require e_t to have the
-embedding's size, and with e_t in the state, teacher forcing, every decoder and the Gumbel
-rollout share one step function whose first input is always ``<start>``.
+Conditioning: e_t sets the LSTM's initial state, h_0 = tanh(W_h e_t), c_0 = W_c e_t, and is fed
+beside the word embedding (the 300-d table shared with the encoder and D) at every step. The
+authors' code instead starts from the question LSTM's state and feeds e_t as the first input;
+our encoders expose only e_t. With e_t in the initial state alone, G learned to ignore it on the
+demo (see ``Generator._lstm``). Teacher forcing, every decoder and the Gumbel rollout share one
+step function whose first input is always ``<start>``.
 
 Decoders (``greedy``, ``sample``, ``beam_search``, ``gumbel_rollout``) never emit ``<pad>`` or
 ``<start>`` and return answers in the dataset format: ids (M, max_len) without ``<end>``,
@@ -26,7 +26,7 @@ from pipeline.gumbel import gumbel_softmax_st
 from pipeline.losses import masked_token_nll, sequence_log_prob
 from pipeline.vocab import END_ID, PAD_ID, START_ID
 
-State = tuple[Tensor, Tensor]
+State = tuple[Tensor, Tensor, Tensor]  # (h (1, M, H), c (1, M, H), e (M, D))
 
 
 def teacher_forcing(answer: Tensor, answer_len: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -52,7 +52,8 @@ def lengths_until_end(tokens: Tensor) -> Tensor:
 
 
 class Generator(nn.Module):
-    """G: LSTM decoder over the shared word embedding, initial state from e_t, linear to vocab."""
+    """G: LSTM decoder over the shared word embedding; initial state from e_t and e_t beside
+    every input word; linear to vocab."""
 
     def __init__(
         self, embedding: nn.Embedding, enc_dim: int, hidden: int = 512, dropout: float = 0.0
@@ -62,23 +63,35 @@ class Generator(nn.Module):
         self.vocab_size = embedding.num_embeddings
         self.init_h = nn.Linear(enc_dim, hidden)
         self.init_c = nn.Linear(enc_dim, hidden)
-        self.lstm = nn.LSTM(embedding.embedding_dim, hidden, batch_first=True)
+        self.lstm = nn.LSTM(embedding.embedding_dim + enc_dim, hidden, batch_first=True)
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(hidden, self.vocab_size)
 
     # ---- building blocks -------------------------------------------------------------------
     def init_state(self, e: Tensor) -> State:
-        """(M, D) -> (h_0, c_0), each (1, M, H)."""
-        return torch.tanh(self.init_h(e)).unsqueeze(0), self.init_c(e).unsqueeze(0)
+        """(M, D) -> (h_0, c_0, e): h_0, c_0 (1, M, H) from e; e rides along as the context."""
+        return torch.tanh(self.init_h(e)).unsqueeze(0), self.init_c(e).unsqueeze(0), e
+
+    def _lstm(self, inputs_emb: Tensor, state: State) -> tuple[Tensor, State]:
+        """The decoder LSTM; its input at every step is [word embedding, e_t].
+
+        Feeding e_t at every step (not only into the initial state) keeps G conditioned: with
+        e_t in the initial state alone, MLE training on the demo drove the encoder's tanh into
+        saturation (a constant e_t acting as a bias) and G answered every question the same.
+        """
+        h, c, e = state
+        ctx = e.unsqueeze(1).expand(-1, inputs_emb.shape[1], -1)  # (M, T, D)
+        out, (h, c) = self.lstm(torch.cat([self.dropout(inputs_emb), ctx], -1), (h, c))
+        return out, (h, c, e)  # out (M, T, H)
 
     def _real_token_logits(self, e: Tensor, inputs: Tensor, token_mask: Tensor) -> Tensor:
         """Teacher-forced logits (K, V) at the K True positions of ``token_mask`` (N, T) only."""
-        out, _ = self.lstm(self.dropout(self.embedding(inputs)), self.init_state(e))  # (N, T, H)
+        out, _ = self._lstm(self.embedding(inputs), self.init_state(e))  # (N, T, H)
         return self.out(self.dropout(out[token_mask]))  # (K, V)
 
     def _logits(self, inputs_emb: Tensor, state: State) -> tuple[Tensor, State]:
         """Embedded inputs (M, T, E) -> logits (M, T, V) and the final state."""
-        out, state = self.lstm(self.dropout(inputs_emb), state)  # (M, T, H)
+        out, state = self._lstm(inputs_emb, state)  # (M, T, H)
         return self.out(self.dropout(out)), state
 
     def _step(self, inputs_emb: Tensor, state: State, forbid: bool = True) -> tuple[Tensor, State]:
@@ -183,8 +196,8 @@ class Generator(nn.Module):
         ``<pad>`` at no cost); at step ``max_len`` every open beam is forced to ``<end>``.
         """
         m, k, v = e.shape[0], beam_size, self.vocab_size
-        h, c = self.init_state(e)
-        state = (h.repeat_interleave(k, 1), c.repeat_interleave(k, 1))  # (1, M*K, H)
+        h, c, _ = self.init_state(e)
+        state = (h.repeat_interleave(k, 1), c.repeat_interleave(k, 1), e.repeat_interleave(k, 0))
         token = e.new_full((m * k,), START_ID, dtype=torch.long)
         scores = e.new_full((m, k), float("-inf"))
         scores[:, 0] = 0.0  # one live beam at the start, so the K beams are distinct
@@ -210,7 +223,7 @@ class Generator(nn.Module):
             )
             finished = finished.gather(1, beam) | (token2 == END_ID)
             flat = (rows + beam).reshape(-1)  # (M*K,) source beam of every new beam
-            state = (state[0][:, flat], state[1][:, flat])
+            state = (state[0][:, flat], state[1][:, flat], state[2][flat])
             token = token2.reshape(-1)
             if bool(finished.all()):
                 break

@@ -58,10 +58,12 @@ def test_g_scores_are_option_log_likelihoods(batch):
     scores = model.score_options(batch)
     e = model.encode(batch)[:1]  # round 0 of dialog 0
     tokens = batch.options[0, 0, 5, : batch.options_len[0, 0, 5]].tolist()
-    logp, state = 0.0, model.generator.init_state(e)
+    h0, c0, _ = model.generator.init_state(e)
     inputs = [2, *tokens]  # <start> a_1 .. a_L, predicting a_1 .. a_L <end>
     targets = [*tokens, 3]
-    out, _ = model.generator.lstm(model.embedding(torch.tensor([inputs])), state)
+    words = model.embedding(torch.tensor([inputs]))  # (1, T, E)
+    x = torch.cat([words, e.unsqueeze(1).expand(-1, len(inputs), -1)], -1)  # [w_t, e_t]
+    out, _ = model.generator.lstm(x, (h0, c0))
     logits = model.generator.out(out)[0].log_softmax(-1).detach()
     logp = sum(float(logits[t, targets[t]]) for t in range(len(targets)))
     assert scores[0, 0, 5].item() == pytest.approx(logp, abs=1e-4)
