@@ -15,21 +15,31 @@ def plot_curves(history: list[dict], path: str | Path, title: str = "") -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     keys = [k for k in (history[0] if history else {}) if k != "epoch" and "count" not in k]
-    cols = min(max(len(keys), 1), 3)
-    rows = -(-max(len(keys), 1) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.6 * rows), squeeze=False)
+    fig, axes = _grid(len(keys), 3, (3.4, 2.6))
     epochs = [row["epoch"] for row in history]
-    for ax, key in zip(axes.flat, keys, strict=False):
+    for ax, key in zip(axes, keys, strict=False):
         ax.plot(epochs, [row[key] for row in history], marker="o", ms=3)
         ax.set_title(key, fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(keys) :]:
+    _save(fig, path, title)
+
+
+def _grid(n: int, max_cols: int, cell: tuple[float, float]):
+    """A figure with n panels in rows of at most ``max_cols``; unused panels hidden."""
+    cols = min(max(n, 1), max_cols)
+    rows = -(-max(n, 1) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cell[0] * cols, cell[1] * rows), squeeze=False)
+    for ax in list(axes.flat)[n:]:
         ax.axis("off")
+    return fig, list(axes.flat)[:n]
+
+
+def _save(fig, path: Path, title: str) -> None:
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=90, format="png")
     plt.close(fig)
 
 
@@ -43,10 +53,8 @@ def plot_metric_bars(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     names = list(rows)
-    fig, axes = plt.subplots(
-        1, len(keys), figsize=(max(2.6, 0.45 * len(names) + 1.2) * len(keys), 3.6), squeeze=False
-    )
-    for ax, key in zip(axes[0], keys, strict=True):
+    fig, axes = _grid(len(keys), 2, (max(2.6, 0.42 * len(names) + 1.2), 3.4))
+    for ax, key in zip(axes, keys, strict=True):
         values = [rows[n].get(key, float("nan")) for n in names]
         bars = ax.bar(range(len(names)), values, color=[_color(n) for n in names])
         ax.bar_label(bars, fmt="%.3g", fontsize=6, rotation=90, padding=2)
@@ -55,10 +63,7 @@ def plot_metric_bars(
         ax.tick_params(axis="y", labelsize=7)
         ax.grid(axis="y", alpha=0.3)
         ax.margins(y=0.25)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90, format="png")
-    plt.close(fig)
+    _save(fig, path, title)
 
 
 def _color(name: str) -> str:
