@@ -51,3 +51,11 @@ def test_partial_section_keeps_that_sections_own_defaults():
     params = Params.from_mapping({"train_d": {"epochs": 3}})
     assert params.train_d.epochs == 3
     assert "hciae-d-np-att" in params.train_d.variants and params.train_d.l2 > 0
+
+
+def test_yes_no_stay_strings_as_dvc_writes_them(tmp_path):
+    """`dvc exp run -S` rewrites params.yaml as YAML 1.2, unquoting "no": it must stay a string."""
+    path = tmp_path / "params.yaml"
+    path.write_text("report:\n  generic:\n  - no\n  - yes\n  - not sure\nchat:\n  seed: 1\n")
+    params = load_params(path)
+    assert params.report.generic == ("no", "yes", "not sure")
