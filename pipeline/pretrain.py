@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
 
 from pipeline.config import ModelConfig, TrainConfig, TrainDConfig
 from pipeline.dataset import DialogDataset, batches, load_split
@@ -10,7 +14,7 @@ from pipeline.errors import InputError
 from pipeline.evaluate import retrieval_metrics
 from pipeline.features import FeatureReader
 from pipeline.models import build_model, model_meta
-from pipeline.runtime import init_distributed, seed_everything
+from pipeline.runtime import Dist, init_distributed, seed_everything
 from pipeline.train import RunFiles, Trainer
 from pipeline.vocab import Vocabulary
 
@@ -20,6 +24,29 @@ def load_data(prepared: Path, features: Path, split: str) -> DialogDataset:
     return DialogDataset(
         load_split(prepared / "dialogs.h5", split), FeatureReader(features / f"{split}.h5")
     )
+
+
+def epoch_loaders(
+    train: DialogDataset, val: DialogDataset, cfg: TrainConfig, dist: Dist, device: torch.device
+) -> tuple[Callable[[int], DataLoader], Callable[[], DataLoader]]:
+    """(epoch -> this rank's shuffled train batches, () -> batches of the validation dialogs).
+
+    ``cfg.batch_size`` is the global batch (split among ranks); validation uses the first
+    ``cfg.val_dialogs`` val dialogs (all when 0), in order, on one process.
+    """
+    pin = device.type == "cuda"
+    val_subset = val.head(cfg.val_dialogs) if cfg.val_dialogs else val
+
+    def train_batches(epoch: int) -> DataLoader:
+        return batches(
+            train, cfg.batch_size // dist.world, shuffle=True, seed=cfg.seed, epoch=epoch,
+            rank=dist.rank, world=dist.world, workers=cfg.workers, pin_memory=pin,
+        )  # fmt: skip
+
+    def val_batches() -> DataLoader:
+        return batches(val_subset, cfg.batch_size, shuffle=False, workers=cfg.workers)
+
+    return train_batches, val_batches
 
 
 def pretrain(
@@ -46,19 +73,10 @@ def pretrain(
     seed_everything(cfg.seed)  # the initial weights
     d_only = {"negatives": cfg.negatives, "l2": cfg.l2} if isinstance(cfg, TrainDConfig) else {}
     model = build_model(variant, len(vocab), model_cfg, **d_only)
-    pin = device.type == "cuda"
-
-    def train_batches(epoch: int):
-        return batches(
-            train, cfg.batch_size // dist.world, shuffle=True, seed=cfg.seed, epoch=epoch,
-            rank=dist.rank, world=dist.world, workers=cfg.workers, pin_memory=pin,
-        )  # fmt: skip
-
-    val_subset = val.head(cfg.val_dialogs) if cfg.val_dialogs else val
+    train_batches, val_batches = epoch_loaders(train, val, cfg, dist, device)
 
     def validate(model) -> dict:
-        loader = batches(val_subset, cfg.batch_size, shuffle=False, workers=cfg.workers)
-        return retrieval_metrics(model, loader, device)
+        return retrieval_metrics(model, val_batches(), device)
 
     trainer = Trainer(
         model=model,

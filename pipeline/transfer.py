@@ -42,12 +42,11 @@ from torch import Tensor, nn
 from pipeline.batch import DialogBatch
 from pipeline.checkpoint import load_checkpoint, load_model
 from pipeline.config import TrainConfig, TransferConfig
-from pipeline.dataset import batches
 from pipeline.errors import InputError
 from pipeline.evaluate import retrieval_metrics
 from pipeline.losses import negatives_from_options, npair_loss, perceptual_loss
 from pipeline.models import DiscriminativeModel, GenerativeModel, flat_rounds
-from pipeline.pretrain import load_data
+from pipeline.pretrain import epoch_loaders, load_data
 from pipeline.runtime import autocast, init_distributed, seed_everything
 from pipeline.train import RunFiles, Trainer
 from pipeline.vocab import PAD_ID, Vocabulary
@@ -299,18 +298,10 @@ def run_transfer(
         lr_decay_every=0, grad_clip=cfg.grad_clip, seed=cfg.seed, device=cfg.device,
         workers=cfg.workers, val_dialogs=cfg.val_dialogs,
     )  # fmt: skip
-    pin = device.type == "cuda"
-
-    def train_batches(epoch: int):
-        return batches(
-            train, cfg.batch_size // dist.world, shuffle=True, seed=cfg.seed, epoch=epoch,
-            rank=dist.rank, world=dist.world, workers=cfg.workers, pin_memory=pin,
-        )  # fmt: skip
-
-    val_subset = val.head(cfg.val_dialogs) if cfg.val_dialogs else val
+    train_batches, val_batches = epoch_loaders(train, val, train_cfg, dist, device)
 
     def validate(model: KnowledgeTransfer) -> dict:
-        loader = batches(val_subset, cfg.batch_size, shuffle=False, workers=cfg.workers)
+        loader = val_batches()
         metrics = retrieval_metrics(model, loader, device)
         if mode != "dis":
             d_metrics = retrieval_metrics(model.d, loader, device)
