@@ -16,18 +16,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# (subcommand, module): each module defines ``main``, a Typer command function.
+# (subcommand, module) in pipeline order, then the tools; each module defines ``main``.
 COMMANDS = [
     ("demo-data", "stages.demo_data"),
     ("prepare", "stages.prepare"),
+    ("features", "stages.features"),
     ("train-g", "stages.train_g"),
     ("train-d", "stages.train_d"),
-    ("features", "stages.features"),
     ("transfer", "stages.transfer"),
-    ("chat", "stages.chat"),
-    ("answer", "stages.answer"),
     ("evaluate", "stages.evaluate"),
     ("report", "stages.report"),
+    ("chat", "stages.chat"),
+    ("answer", "stages.answer"),
 ]
 
 for _name, _module in COMMANDS:
