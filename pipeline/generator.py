@@ -85,9 +85,30 @@ class Generator(nn.Module):
         return out, (h, c, e)  # out (M, T, H)
 
     def _real_token_logits(self, e: Tensor, inputs: Tensor, token_mask: Tensor) -> Tensor:
-        """Teacher-forced logits (K, V) at the K True positions of ``token_mask`` (N, T) only."""
-        out, _ = self._lstm(self.embedding(inputs), self.init_state(e))  # (N, T, H)
-        return self.out(self.dropout(out[token_mask]))  # (K, V)
+        """Teacher-forced logits (K, V) at the K True positions of ``token_mask`` (N, T) only.
+
+        ``token_mask`` rows are prefixes (answer + ``<end>``), so rows are run in groups of
+        equal length, each cut to that length: the LSTM skips the padding (answers are mostly
+        far shorter than ``La``) and the outputs are exactly those of one padded call.
+        """
+        steps = token_mask.sum(1)  # (N,)
+        positions = torch.arange(token_mask.shape[1], device=steps.device).unsqueeze(0)
+        if not torch.equal(token_mask, positions < steps.unsqueeze(1)):  # not prefixes
+            out, _ = self._lstm(self.embedding(inputs), self.init_state(e))  # (N, T, H)
+            return self.out(self.dropout(out[token_mask]))  # (K, V)
+        start = torch.cumsum(steps, 0) - steps  # (N,) first flat position of each row
+        outs, where = [], []
+        for n in steps.unique().tolist():
+            if n == 0:
+                continue
+            rows = torch.nonzero(steps == n).squeeze(1)
+            out, _ = self._lstm(self.embedding(inputs[rows, :n]), self.init_state(e[rows]))
+            outs.append(out.reshape(-1, out.shape[-1]))  # (G*n, H)
+            where.append((start[rows].unsqueeze(1) + positions[:, :n]).reshape(-1))  # (G*n,)
+        if not outs:
+            return self.out(e.new_zeros(0, self.lstm.hidden_size))  # (0, V)
+        out = torch.cat(outs)[torch.argsort(torch.cat(where))]  # (K, H) in token_mask order
+        return self.out(self.dropout(out))  # (K, V)
 
     def _logits(self, inputs_emb: Tensor, state: State) -> tuple[Tensor, State]:
         """Embedded inputs (M, T, E) -> logits (M, T, V) and the final state."""

@@ -132,12 +132,18 @@ class DiscriminativeModel(nn.Module):
 
         The 100 options of the rounds of a batch repeat a lot (VisDial's options are drawn from
         one answer pool; the demo has ~170 distinct answers), so the LSTM runs on the distinct
-        (tokens, length) rows only and the result is gathered back: same values, far less work.
+        (tokens, length) rows only, and on each length group cut to that length (answers are
+        mostly much shorter than La; f ignores padding), then the result is gathered back:
+        the same values for far less work.
         """
         la = tokens.shape[-1]
         rows = torch.cat([tokens.reshape(-1, la), lengths.reshape(-1, 1)], dim=1)  # (N, La+1)
         distinct, inverse = torch.unique(rows, dim=0, return_inverse=True)  # (U, La+1), (N,)
-        f = self.answer_encoder(distinct[:, :la], distinct[:, la])  # (U, D)
+        length = distinct[:, la].clamp(1, la)  # (U,)
+        groups = [torch.nonzero(length == n).squeeze(1) for n in length.unique().tolist()]
+        parts = [self.answer_encoder(distinct[g, : int(length[g[0]])], length[g]) for g in groups]
+        order = torch.cat(groups)  # position in ``distinct`` of each row of cat(parts)
+        f = torch.cat(parts)[torch.argsort(order)]  # (U, D)
         return f[inverse].reshape(*lengths.shape, -1)  # (..., D)
 
     def candidates(self, batch: DialogBatch) -> tuple[Tensor, Tensor, Tensor]:
