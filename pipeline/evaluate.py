@@ -32,6 +32,13 @@ from pipeline.progress import progress_bar
 from pipeline.runtime import autocast, resolve_device
 
 
+def observe_rounds(metrics: RetrievalMetrics, scores: torch.Tensor, batch: DialogBatch) -> None:
+    """Feed ``scores`` (B, R, O) of every existing round with a known ground truth."""
+    gt = batch.gt_index.reshape(-1).to(scores.device)  # (B*R,)
+    keep = batch.round_mask.reshape(-1).to(scores.device) & (gt >= 0)
+    metrics.observe(scores.flatten(0, 1)[keep], gt[keep])
+
+
 @torch.no_grad()
 def retrieval_metrics(model, batches: Iterable[DialogBatch], device: torch.device) -> dict:
     """MRR, R@1/5/10 and mean rank over every round with a known ground truth."""
@@ -42,8 +49,7 @@ def retrieval_metrics(model, batches: Iterable[DialogBatch], device: torch.devic
         batch = batch.to(device, non_blocking=True)
         with autocast(device):
             scores = model.score_options(batch).float()  # (B, R, O)
-        keep = batch.round_mask.reshape(-1) & (batch.gt_index.reshape(-1) >= 0)
-        metrics.observe(scores.flatten(0, 1)[keep], batch.gt_index.reshape(-1)[keep])
+        observe_rounds(metrics, scores, batch)
     model.train(was_training)
     return metrics.retrieve()
 
@@ -92,9 +98,7 @@ def evaluate_split(
     with progress_bar(n_batches, label, "batch", enabled=progress) as advance:
         for idx, batch in dialog_chunks(dataset, batch_size):
             scores = _scores(model, batch, device, precision)  # (B, R, O)
-            gt = batch.gt_index.reshape(-1)  # (B*R,)
-            keep = batch.round_mask.reshape(-1) & (gt >= 0)
-            metrics.observe(scores.flatten(0, 1)[keep], gt[keep])
+            observe_rounds(metrics, scores, batch)
             if dense:
                 rnd = torch.from_numpy(a["dense_round"][idx].astype(np.int64))  # (B,)
                 has = rnd >= 0
