@@ -8,11 +8,12 @@ One step = forward + backward + Adam step on a batch of B dialogs x 10 rounds, p
 (``benchmarks/synthetic.py``). Ours: every round of the batch in one pass, one optimizer step
 (``GenerativeModel`` hciae-g-mle, ``DiscriminativeModel`` hciae-d-np-att with ``--negatives``,
 ``KnowledgeTransfer`` G-DIS: L_G + alpha * L_MLE), grad clipping 5 as the trainer does, bf16
-autocast on CUDA. The baseline, in the same process on the same batch, is a minimal port of the
-structure of the authors' public code (jiasenlu/visDial.pytorch): plain ``nn.LSTM``/``nn.Linear`` of
-the same sizes, time-major right-aligned inputs, a Python loop over the 10 rounds that re-encodes
-the history of every round and calls ``optimizer.step()`` each round; G's vocabulary projection at
-every position; D's 20 random options per round plus 30 in-batch negatives drawn in Python loops
+autocast on CUDA (``--precision bf16``: also on the CPU). The baseline, in the same process on
+the same batch, is a minimal port of the structure of the authors' public code
+(jiasenlu/visDial.pytorch): plain ``nn.LSTM``/``nn.Linear`` of the same sizes, time-major
+right-aligned inputs, a Python loop over the 10 rounds that re-encodes the history of every
+round and calls ``optimizer.step()`` each round; G's vocabulary projection at every position;
+D's 20 random options per round plus 30 in-batch negatives drawn in Python loops
 (``sample_batch_neg``); transfer as two optimizer steps per round (MLE, then Gumbel / L_G) with
 backpropagation through D's modules. fp32, no clipping (as the authors). After one warm-up step
 each, ours and the baseline take turns step by step (the machine may be shared: a load change
@@ -320,11 +321,13 @@ def interleaved_seconds(
     return totals
 
 
-def ours_step(model: nn.Module, batch: DialogBatch, device: torch.device) -> Callable[[], None]:
+def ours_step(
+    model: nn.Module, batch: DialogBatch, device: torch.device, precision: str = "auto"
+) -> Callable[[], None]:
     optimizer = adam(model.parameters())
 
     def step() -> None:
-        with autocast(device):
+        with autocast(device, precision):
             loss_sum, count = model(batch)
         loss = loss_sum.float() / count.clamp_min(1)
         optimizer.zero_grad(set_to_none=True)
@@ -356,7 +359,8 @@ def bench_part(part: str, batch: DialogBatch, args, device: torch.device) -> tup
         ref = (RefG if part == "g" else RefD)(vocab, dims).to(device).train()
         opt = adam(ref.parameters())
         ref_step = lambda: ref.step(data, opt)  # noqa: E731
-    seconds = interleaved_seconds([ours_step(ours, batch, device), ref_step], args.iters, device)
+    ours_fn = ours_step(ours, batch, device, args.precision)
+    seconds = interleaved_seconds([ours_fn, ref_step], args.iters, device)
     rounds = args.iters * batch.question.shape[0] * ROUNDS
     return rounds / seconds[0], rounds / seconds[1]
 
@@ -379,6 +383,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--vocab", type=int, default=VOCAB)
     ap.add_argument("--embed", type=int, default=300, help="word embedding size (paper: 300)")
     ap.add_argument("--hidden", type=int, default=512, help="LSTM size (paper: 512)")
+    ap.add_argument(
+        "--precision", default="auto", choices=["auto", "fp32", "bf16"],
+        help="ours: auto = bf16 on CUDA, fp32 on CPU; bf16: also on CPU (reference: fp32)",
+    )  # fmt: skip
     ap.add_argument("--parts", default="g,d,transfer", help="comma list of g, d, transfer")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -392,7 +400,8 @@ def main(argv: list[str] | None = None) -> None:
         f"device: {where}, {torch.get_num_threads()} threads, load avg {os.getloadavg()[0]:.1f}; "
         f"batch {batch_size} dialogs x {ROUNDS} rounds, vocab {args.vocab}, "
         f"embed {args.embed}, LSTM {args.hidden}, "
-        f"our D negatives {args.negatives}, timed iters {args.iters}"
+        f"our D negatives {args.negatives}, our precision {args.precision}, "
+        f"timed iters {args.iters}"
     )
     for part in args.parts.split(","):
         ours, ref = bench_part(part.strip(), batch, args, device)

@@ -12,9 +12,11 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pipeline.errors import InputError
+
+Precision = Literal["auto", "fp32", "bf16"]  # pipeline.runtime.autocast
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ class TrainConfig:
     grad_clip: float = 5.0
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
+    precision: Precision = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
     workers: int = 0
     val_dialogs: int = 0  # first N val dialogs ranked after every epoch (0 = all)
 
@@ -165,13 +168,13 @@ class EvaluateConfig:
     """``evaluate``: rank the 100 options of every val round with ``models/<name>/best.pt``.
 
     ``models`` are the rows of Tables 1, 2 and 4 (one DVC stage each). ``precision`` bf16 runs
-    CUDA autocast (faster, but bf16 scores can tie); the CPU always runs fp32.
+    bf16 autocast (faster on GPUs, but bf16 scores can tie); ``auto`` is bf16 on CUDA only.
     """
 
     models: tuple[str, ...] = field(default_factory=_all_models)
     batch_size: int = 16  # dialogs per batch (performance only)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "fp32"  # fp32 | bf16
+    precision: Precision = "fp32"  # fp32 | bf16 | auto
 
 
 def _adversarial_rows() -> dict[str, list[str]]:
@@ -226,6 +229,7 @@ class TransferConfig:
     grad_clip: float = 5.0
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
+    precision: Precision = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
     workers: int = 0
     val_dialogs: int = 0  # first N val dialogs ranked after every epoch (0 = all)
     alpha: float = 0.5  # weight of L_MLE (paper §5: 0.5)
@@ -266,6 +270,13 @@ def _check_type(value: Any, annotation: Any, key: str, source: str, default: Any
             except InputError:
                 continue
         raise InputError(f"{source}: key '{key}' has value {value!r} of the wrong type")
+    if origin is Literal:
+        choices = typing.get_args(annotation)
+        if value in choices:
+            return value
+        raise InputError(
+            f"{source}: key '{key}' has value {value!r}, expected one of {', '.join(choices)}"
+        )
     if annotation is type(None):
         if value is None:
             return None

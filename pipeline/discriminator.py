@@ -17,6 +17,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from pipeline.dropout import Dropout
+from pipeline.gumbel import embed_one_hot
+
 
 class AnswerEncoder(nn.Module):
     """f(·) of the discriminator D; ``score`` ranks candidate answers for an encoding e."""
@@ -36,13 +39,13 @@ class AnswerEncoder(nn.Module):
         if attention:
             self.att_hidden = nn.Linear(hidden, hidden)
             self.att_score = nn.Linear(hidden, 1)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.proj = nn.Linear(hidden, out_dim)
 
     def embed(self, answers: Tensor) -> Tensor:
         """Ids (N, T) or one-hot/soft (N, T, V) -> embeddings (N, T, E)."""
         if answers.is_floating_point():
-            return answers @ self.embedding.weight  # (N, T, E)
+            return embed_one_hot(answers, self.embedding.weight)  # (N, T, E) = answers @ W
         return self.embedding(answers)
 
     def attention_weights(self, states: Tensor, lengths: Tensor) -> Tensor:

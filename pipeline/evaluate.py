@@ -15,7 +15,6 @@ no loop over options). Metrics and tie handling: ``pipeline/metrics.py`` and doc
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -40,14 +39,16 @@ def observe_rounds(metrics: RetrievalMetrics, scores: torch.Tensor, batch: Dialo
 
 
 @torch.no_grad()
-def retrieval_metrics(model, batches: Iterable[DialogBatch], device: torch.device) -> dict:
+def retrieval_metrics(
+    model, batches: Iterable[DialogBatch], device: torch.device, precision: str = "auto"
+) -> dict:
     """MRR, R@1/5/10 and mean rank over every round with a known ground truth."""
     was_training = model.training
     model.eval()
     metrics = RetrievalMetrics()
     for batch in batches:
         batch = batch.to(device, non_blocking=True)
-        with autocast(device):
+        with autocast(device, precision):
             scores = model.score_options(batch).float()  # (B, R, O)
         observe_rounds(metrics, scores, batch)
     model.train(was_training)
@@ -63,15 +64,9 @@ def dialog_chunks(
         yield idx, dataset[idx]
 
 
-def _precision_context(device: torch.device, precision: str):
-    if precision not in ("fp32", "bf16"):
-        raise InputError(f"evaluate.precision: unknown value {precision!r} (fp32 | bf16)")
-    return autocast(device) if precision == "bf16" else contextlib.nullcontext()
-
-
 def _scores(model, batch: DialogBatch, device: torch.device, precision: str) -> torch.Tensor:
     """(B, R, O) float32 scores on the CPU."""
-    with _precision_context(device, precision):
+    with autocast(device, precision):
         return model.score_options(batch.to(device)).float().cpu()
 
 
@@ -174,7 +169,7 @@ def evaluate_model(
     if batch_size < 1:
         raise InputError(f"evaluate.batch_size must be >= 1, got {batch_size}")
     dev = resolve_device(device)
-    _precision_context(dev, precision)  # validate before the slow part
+    autocast(dev, precision)  # validate before the slow part
     splits = splits_of(prepared / "dialogs.h5")
     model = load_model(checkpoint).to(dev)
     label = f"evaluate {Path(checkpoint).parent.name}"

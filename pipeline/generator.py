@@ -22,7 +22,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from pipeline.gumbel import gumbel_softmax_st
+from pipeline.dropout import Dropout
+from pipeline.gumbel import embed_one_hot, gumbel_softmax_st
 from pipeline.losses import masked_token_nll, sequence_log_prob
 from pipeline.vocab import END_ID, PAD_ID, START_ID
 
@@ -64,7 +65,7 @@ class Generator(nn.Module):
         self.init_h = nn.Linear(enc_dim, hidden)
         self.init_c = nn.Linear(enc_dim, hidden)
         self.lstm = nn.LSTM(embedding.embedding_dim + enc_dim, hidden, batch_first=True)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.out = nn.Linear(hidden, self.vocab_size)
 
     # ---- building blocks -------------------------------------------------------------------
@@ -279,7 +280,7 @@ class Generator(nn.Module):
             done = done | (y.detach()[:, END_ID] > 0)
             if bool(done.all()):  # every answer has ended: the remaining steps would be zeroed
                 break
-            inputs = y @ weight  # (M, E)
+            inputs = embed_one_hot(y, weight)  # (M, E) = y @ weight
         one_hot = torch.stack(one_hots, dim=1)  # (M, T', V), T' <= max_len
         lengths = lengths_until_end(one_hot.detach().argmax(-1))
         steps = torch.arange(one_hot.shape[1], device=e.device).unsqueeze(0)

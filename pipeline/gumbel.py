@@ -62,3 +62,40 @@ def gumbel_softmax_st(
     # y - y.detach() is exactly 0 forward and the identity backward, so the forward value is the
     # exact one-hot (the usual ``y_hard - y.detach() + y`` can miss 1.0 by an ulp).
     return y_hard + (y - y.detach())
+
+
+class _OneHotEmbed(torch.autograd.Function):
+    """``one_hot @ weight`` for rows with one non-zero (or none): a gather forward, and a
+    scatter for ``weight``'s gradient backward; the gradient of ``one_hot`` stays dense."""
+
+    @staticmethod
+    def forward(ctx, one_hot: Tensor, weight: Tensor) -> Tensor:
+        value, index = one_hot.max(dim=-1)  # (...,), (...,)
+        ctx.save_for_backward(value, index, weight)
+        return weight[index] * value.unsqueeze(-1).to(weight.dtype)  # (..., E)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        value, index, weight = ctx.saved_tensors
+        grad_one_hot = grad_weight = None
+        if ctx.needs_input_grad[0]:
+            flat = grad.reshape(-1, grad.shape[-1]) @ weight.t()  # (N, V): one GEMM, not a bmm
+            grad_one_hot = flat.reshape(*grad.shape[:-1], -1)  # (..., V)
+        if ctx.needs_input_grad[1]:
+            rows = (grad * value.unsqueeze(-1).to(grad.dtype)).reshape(-1, grad.shape[-1])
+            grad_weight = torch.zeros_like(weight).index_add_(0, index.reshape(-1), rows)
+        return grad_one_hot, grad_weight
+
+
+def embed_one_hot(one_hot: Tensor, weight: Tensor) -> Tensor:
+    """``one_hot @ weight`` (..., V) x (V, E) -> (..., E), cheap for straight-through samples.
+
+    Exact whenever every row of ``one_hot`` holds at most one non-zero value and it is positive
+    (a sample of :func:`gumbel_softmax_st`, possibly zeroed): the product is then that row of
+    ``weight`` times the value, so the forward pass is a gather instead of a (N, V) x (V, E)
+    product and ``weight``'s gradient a scatter. Any other input (a relaxed, soft sample) takes
+    the dense product, so the result is always ``one_hot @ weight``.
+    """
+    if not bool(((one_hot != 0).sum(dim=-1) <= 1).all()) or bool((one_hot < 0).any()):
+        return one_hot @ weight
+    return _OneHotEmbed.apply(one_hot, weight)

@@ -76,7 +76,7 @@ def pretrain(
     train_batches, val_batches = epoch_loaders(train, val, cfg, dist, device)
 
     def validate(model) -> dict:
-        return retrieval_metrics(model, val_batches(), device)
+        return retrieval_metrics(model, val_batches(), device, cfg.precision)
 
     trainer = Trainer(
         model=model,

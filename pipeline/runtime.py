@@ -41,10 +41,21 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA; nothing on the CPU (which runs fp32, bit-reproducibly)."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def autocast(device: torch.device, precision: str = "auto"):
+    """The mixed-precision context of a forward pass (``precision`` of a params section).
+
+    ``auto``: bf16 autocast on CUDA, none on the CPU (fp32, bit-reproducible run to run).
+    ``fp32``: none. ``bf16``: bf16 autocast on either device; on a CPU with native bf16
+    (AVX512-BF16 or AMX) a paper-size training step runs ~1.4x faster than in fp32
+    (``benchmarks/README.md``), elsewhere it is slower. Still deterministic on the CPU.
+    """
+    if precision not in PRECISIONS:
+        raise InputError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 

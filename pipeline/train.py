@@ -68,6 +68,7 @@ class Trainer:
 
     def run(self) -> list[dict]:
         """Train to ``cfg.epochs`` (resuming when possible); returns the per-epoch history."""
+        autocast(self.device, self.cfg.precision)  # a bad value fails before any work
         model = self.model.to(self.device)
         optimizer = torch.optim.Adam(
             model.parameters(), lr=self.cfg.lr, betas=(self.cfg.beta1, 0.999)
@@ -105,7 +106,7 @@ class Trainer:
         ) as advance:
             for batch in batches:
                 batch = batch.to(self.device, non_blocking=True)
-                with autocast(self.device):
+                with autocast(self.device, self.cfg.precision):
                     loss_sum, count = model(batch)
                 global_count = self.dist.all_sum(count.detach().float()).clamp_min(1.0)
                 loss = loss_sum.float() * self.dist.world / global_count

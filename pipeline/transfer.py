@@ -172,7 +172,11 @@ class KnowledgeTransfer(nn.Module):
         return npair_loss(e, f_gt, f_neg, neg_mask, l2=self.d.l2, mask=mask)
 
     def discriminator_step(
-        self, batch: DialogBatch, optimizer: torch.optim.Optimizer, grad_clip: float = 0.0
+        self,
+        batch: DialogBatch,
+        optimizer: torch.optim.Optimizer,
+        grad_clip: float = 0.0,
+        precision: str = "auto",
     ) -> None:
         """One D update on ``batch`` with G's sample from the preceding ``forward``."""
         if self._sample is None:
@@ -181,7 +185,7 @@ class KnowledgeTransfer(nn.Module):
         self._sample = None
         self.d.train()
         try:
-            with autocast(sample.device):
+            with autocast(sample.device, precision):
                 loss = self.discriminator_loss(batch, sample, sample_len)
             optimizer.zero_grad(set_to_none=True)  # G's grads -> None: Adam leaves G alone
             loss.float().backward()
@@ -296,15 +300,16 @@ def run_transfer(
     train_cfg = TrainConfig(
         epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, beta1=cfg.beta1,
         lr_decay_every=0, grad_clip=cfg.grad_clip, seed=cfg.seed, device=cfg.device,
+        precision=cfg.precision,
         workers=cfg.workers, val_dialogs=cfg.val_dialogs,
     )  # fmt: skip
     train_batches, val_batches = epoch_loaders(train, val, train_cfg, dist, device)
 
     def validate(model: KnowledgeTransfer) -> dict:
         loader = val_batches()
-        metrics = retrieval_metrics(model, loader, device)
+        metrics = retrieval_metrics(model, loader, device, cfg.precision)
         if mode != "dis":
-            d_metrics = retrieval_metrics(model.d, loader, device)
+            d_metrics = retrieval_metrics(model.d, loader, device, cfg.precision)
             metrics |= {f"d_{k}": v for k, v in d_metrics.items()}
         return metrics
 
@@ -322,7 +327,7 @@ def run_transfer(
         return out
 
     def after_step(batch: DialogBatch, optimizer: torch.optim.Optimizer) -> None:
-        model.discriminator_step(batch, optimizer, cfg.grad_clip)
+        model.discriminator_step(batch, optimizer, cfg.grad_clip, cfg.precision)
 
     trainer = Trainer(
         model=model,

@@ -59,3 +59,10 @@ def test_yes_no_stay_strings_as_dvc_writes_them(tmp_path):
     path.write_text("report:\n  generic:\n  - no\n  - yes\n  - not sure\nchat:\n  seed: 1\n")
     params = load_params(path)
     assert params.report.generic == ("no", "yes", "not sure")
+
+
+def test_precision_must_be_one_of_the_choices():
+    params = Params.from_mapping({"train_g": {"precision": "bf16"}})
+    assert params.train_g.precision == "bf16" and params.transfer.precision == "auto"
+    with pytest.raises(InputError, match="'train_d.precision' has value 'fp16', expected one of"):
+        Params.from_mapping({"train_d": {"precision": "fp16"}})

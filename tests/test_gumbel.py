@@ -3,7 +3,12 @@ import math
 import pytest
 import torch
 
-from pipeline.gumbel import gumbel_softmax_relaxed, gumbel_softmax_st, sample_gumbel
+from pipeline.gumbel import (
+    embed_one_hot,
+    gumbel_softmax_relaxed,
+    gumbel_softmax_st,
+    sample_gumbel,
+)
 
 
 def _noise(shape, seed=0):
@@ -76,3 +81,29 @@ def test_gumbel_noise_has_the_standard_gumbel_mean():
     g = _noise((200000,), seed=5)
     assert torch.isfinite(g).all()
     assert g.mean().item() == pytest.approx(0.5772, abs=0.01)  # Euler-Mascheroni constant
+
+
+def test_embed_one_hot_equals_the_dense_product_with_its_gradients():
+    torch.manual_seed(0)
+    logits, weight = torch.randn(7, 2, 11), torch.randn(11, 4)
+    noise = _noise(logits.shape)
+    zeroed = (torch.arange(7) % 3 != 0).view(7, 1, 1)  # every third row zeroed (after <end>)
+    results = []
+    for fn in (embed_one_hot, torch.matmul):
+        lg, w = logits.clone().requires_grad_(), weight.clone().requires_grad_()
+        y = gumbel_softmax_st(lg, 0.5, noise=noise) * zeroed  # (7, 2, V)
+        out = fn(y, w)  # (7, 2, 4)
+        (out * torch.arange(56.0).view(7, 2, 4)).sum().backward()
+        results.append((out.detach(), lg.grad, w.grad))
+    (ours, ours_lg, ours_w), (dense, dense_lg, dense_w) = results
+    assert torch.equal(ours, dense)  # a gather is exact
+    assert torch.allclose(ours_lg, dense_lg, atol=1e-6) and ours_lg.abs().sum() > 0
+    assert torch.allclose(ours_w, dense_w, atol=1e-6) and ours_w.abs().sum() > 0
+
+
+def test_embed_one_hot_takes_the_dense_product_for_soft_rows():
+    weight = torch.randn(5, 3)
+    soft = torch.softmax(torch.randn(2, 4, 5), dim=-1)  # (2, 4, V): every entry non-zero
+    assert torch.allclose(embed_one_hot(soft, weight), soft @ weight)
+    negative = -torch.eye(5)[:2]  # one non-zero per row, but negative
+    assert torch.equal(embed_one_hot(negative, weight), negative @ weight)

@@ -1,3 +1,4 @@
+import math
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pipeline.checkpoint import load_checkpoint
 from pipeline.config import ModelConfig, TrainDConfig, TrainGConfig
 from pipeline.errors import InputError
 from pipeline.pretrain import pretrain
+from pipeline.runtime import autocast
 from pipeline.train import RunFiles
 from tests.conftest import REPO
 
@@ -112,3 +114,24 @@ def test_torchrun_two_processes_match_one_process(tiny_data, tmp_path):
     two = _weights(tmp_path / "two/models/hciae-g-mle/last.pt")
     for key in one:
         torch.testing.assert_close(one[key], two[key], atol=1e-4, rtol=1e-3)
+
+
+def test_autocast_bf16_runs_on_the_cpu_and_auto_keeps_fp32():
+    linear, x = torch.nn.Linear(4, 3), torch.randn(2, 4)
+    cpu = torch.device("cpu")
+    with autocast(cpu, "bf16"):
+        assert linear(x).dtype == torch.bfloat16
+    for precision in ("auto", "fp32"):
+        with autocast(cpu, precision):
+            assert linear(x).dtype == torch.float32
+    with pytest.raises(InputError, match="precision 'fp16'"):
+        autocast(cpu, "fp16")
+
+
+def test_bf16_training_on_the_cpu_learns(tiny_data, tmp_path):
+    prepared, features = tiny_data
+    cfg = TrainGConfig(epochs=3, batch_size=4, lr=3e-3, device="cpu", precision="bf16")
+    files = _files(tmp_path, "hciae-g-mle")
+    history = pretrain("hciae-g-mle", cfg, MODEL, prepared, features, files, progress=False)
+    losses = [row["train_loss"] for row in history]
+    assert all(map(math.isfinite, losses)) and losses[-1] < losses[0]

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pipeline.batch import DialogBatch
+from pipeline.dropout import Dropout
 from pipeline.vocab import PAD_ID
 
 
@@ -36,7 +37,7 @@ class SequenceLSTM(nn.Module):
         super().__init__()
         self.embedding = embedding
         self.lstm = nn.LSTM(embedding.embedding_dim, hidden, batch_first=True)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.hidden = hidden
         self.buckets = buckets
 
@@ -147,7 +148,7 @@ class AdditiveAttention(nn.Module):
         self.W_k = nn.Linear(key_dim, hidden, bias=False)
         self.W_q = nn.Linear(query_dim, hidden)
         self.w_a = nn.Linear(hidden, 1, bias=False)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def scores(self, keys: Tensor, query: Tensor) -> Tensor:
         """keys (B, N, Dk), query (B, R, Dq) -> z (B, R, N) (Eq. 1)."""
@@ -183,7 +184,7 @@ class DialogEncoder(nn.Module):
         self.question_rnn = SequenceLSTM(embedding, hidden, dropout)
         self.history_rnn = SequenceLSTM(embedding, hidden, dropout)
         self.image_embed = RegionEmbedding(img_dim, hidden)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def encode_question(self, batch: DialogBatch) -> Tensor:
         """m_q: last LSTM state of each round's question (B, R, H)."""
