@@ -59,9 +59,10 @@ def test_reference_port_pieces():
 def test_train_benchmark_prints_ratios(capsys):
     train = load("train")
     args = ["--batch", "2", "--iters", "1", "--vocab", "40", "--embed", "8", "--hidden", "16",
-            "--negatives", "5", "--threads", "1"]  # fmt: skip
+            "--negatives", "5", "--threads", "1", "--precision", "bf16"]  # fmt: skip
     train.main(args)
     out = capsys.readouterr().out
+    assert "our precision bf16" in out
     assert out.count("ratio ours/reference") == 3, out
     for label in ("G step", "D step", "transfer step"):
         assert label in out
