@@ -49,8 +49,9 @@ def autocast(device: torch.device, precision: str = "auto"):
 
     ``auto``: bf16 autocast on CUDA, none on the CPU (fp32, bit-reproducible run to run).
     ``fp32``: none. ``bf16``: bf16 autocast on either device; on a CPU with native bf16
-    (AVX512-BF16 or AMX) a paper-size training step runs ~1.4x faster than in fp32
-    (``benchmarks/README.md``), elsewhere it is slower. Still deterministic on the CPU.
+    (AVX512-BF16 or AMX) a paper-size training step runs 1.2-1.6x faster than in fp32
+    (``benchmarks/README.md``); elsewhere bf16 is emulated, likely slower. Deterministic on
+    the CPU either way.
     """
     if precision not in PRECISIONS:
         raise InputError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
