@@ -96,26 +96,35 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Pretraining of G (``train_g``) or D (``train_d``): Adam, lr 4e-4 (paper §5).
+class LoopConfig:
+    """What every training loop reads (``pipeline/train.py``): Adam, batches, seeds, device.
 
-    ``variants`` are names like ``hciae-g-mle`` or ``hciae-d-np-att`` (``pipeline/models.py``).
-    ``beta1`` 0.8 follows the authors' code. ``lr_decay_every`` 0 keeps the lr constant.
+    ``beta1`` 0.8 follows the authors' code; ``batch_size`` is the global batch (``torchrun``).
     """
 
-    variants: tuple[str, ...] = ()
     epochs: int = 20
     batch_size: int = 32
     lr: float = 4e-4
     beta1: float = 0.8
-    lr_decay: float = 0.5
-    lr_decay_every: int = 0
     grad_clip: float = 5.0
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     precision: Precision = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
     workers: int = 0
     val_dialogs: int = 0  # first N val dialogs ranked after every epoch (0 = all)
+
+
+@dataclass(frozen=True)
+class TrainConfig(LoopConfig):
+    """Pretraining of G (``train_g``) or D (``train_d``): Adam, lr 4e-4 (paper §5).
+
+    ``variants`` are names like ``hciae-g-mle`` or ``hciae-d-np-att`` (``pipeline/models.py``).
+    ``lr_decay_every`` 0 keeps the lr constant.
+    """
+
+    variants: tuple[str, ...] = ()
+    lr_decay: float = 0.5
+    lr_decay_every: int = 0
 
 
 @dataclass(frozen=True)
@@ -211,7 +220,7 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
-class TransferConfig:
+class TransferConfig(LoopConfig):
     """Knowledge transfer D -> G (``transfer``; paper §4.3, §5 and Table 4).
 
     G-DIS: G (from HCIAE-G-MLE) minimises L_G (Eq. 5) + ``alpha`` * L_MLE against the frozen D
@@ -221,17 +230,8 @@ class TransferConfig:
     ``negatives`` incorrect options (``l2``: Eq. 4's regulariser). One Adam (``lr``) moves both.
     """
 
-    gan_modes: tuple[str, ...] = ("gan1", "gan2")
     epochs: int = 5
-    batch_size: int = 32
-    lr: float = 4e-4
-    beta1: float = 0.8
-    grad_clip: float = 5.0
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda
-    precision: Precision = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
-    workers: int = 0
-    val_dialogs: int = 0  # first N val dialogs ranked after every epoch (0 = all)
+    gan_modes: tuple[str, ...] = ("gan1", "gan2")
     alpha: float = 0.5  # weight of L_MLE (paper §5: 0.5)
     tau: float = 0.5  # Gumbel-softmax temperature (paper §4.3: 0.5)
     negatives: int = 31  # gan2: incorrect options per round beside G's sample

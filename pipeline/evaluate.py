@@ -64,10 +64,24 @@ def dialog_chunks(
         yield idx, dataset[idx]
 
 
-def _scores(model, batch: DialogBatch, device: torch.device, precision: str) -> torch.Tensor:
-    """(B, R, O) float32 scores on the CPU."""
-    with autocast(device, precision):
-        return model.score_options(batch.to(device)).float().cpu()
+@torch.no_grad()
+def scored_chunks(
+    model,
+    dataset: DialogDataset,
+    batch_size: int,
+    device: torch.device,
+    precision: str,
+    progress: bool,
+    label: str,
+) -> Iterator[tuple[np.ndarray, DialogBatch, torch.Tensor]]:
+    """:func:`dialog_chunks` with the model's (B, R, O) float32 scores on the CPU, and a bar."""
+    n_batches = -(-len(dataset) // batch_size)
+    with progress_bar(n_batches, label, "batch", enabled=progress) as advance:
+        for idx, batch in dialog_chunks(dataset, batch_size):
+            with autocast(device, precision):
+                scores = model.score_options(batch.to(device)).float().cpu()  # (B, R, O)
+            yield idx, batch, scores
+            advance(1)
 
 
 @torch.no_grad()
@@ -89,18 +103,15 @@ def evaluate_split(
     a = dataset.a
     dense = "dense_round" in a and "dense_relevance" in a
     metrics, ndcg = RetrievalMetrics(), NDCG()
-    n_batches = -(-len(dataset) // batch_size)
-    with progress_bar(n_batches, label, "batch", enabled=progress) as advance:
-        for idx, batch in dialog_chunks(dataset, batch_size):
-            scores = _scores(model, batch, device, precision)  # (B, R, O)
-            observe_rounds(metrics, scores, batch)
-            if dense:
-                rnd = torch.from_numpy(a["dense_round"][idx].astype(np.int64))  # (B,)
-                has = rnd >= 0
-                rows = torch.arange(len(idx))[has]
-                relevance = torch.from_numpy(a["dense_relevance"][idx].astype(np.float32))
-                ndcg.observe(scores[rows, rnd[has]], relevance[has])  # (B', O) each
-            advance(1)
+    chunks = scored_chunks(model, dataset, batch_size, device, precision, progress, label)
+    for idx, batch, scores in chunks:
+        observe_rounds(metrics, scores, batch)
+        if dense:
+            rnd = torch.from_numpy(a["dense_round"][idx].astype(np.int64))  # (B,)
+            has = rnd >= 0
+            rows = torch.arange(len(idx))[has]
+            relevance = torch.from_numpy(a["dense_relevance"][idx].astype(np.float32))
+            ndcg.observe(scores[rows, rnd[has]], relevance[has])  # (B', O) each
     out = metrics.retrieve()
     if dense:
         out.update(ndcg.retrieve())
@@ -126,17 +137,14 @@ def rank_test_split(
     if "has_options" not in a:
         raise InputError("test split lacks 'has_options' (re-run the prepare stage)")
     out: list[dict] = []
-    n_batches = -(-len(dataset) // batch_size)
-    with progress_bar(n_batches, "test ranks", "batch", enabled=progress) as advance:
-        for idx, batch in dialog_chunks(dataset, batch_size):
-            scores = _scores(model, batch, device, precision)  # (B, R, O)
-            has = torch.from_numpy(a["has_options"][idx].astype(bool)) & batch.round_mask
-            b_idx, r_idx = has.nonzero(as_tuple=True)  # rounds in (dialog, round) order
-            ranks = ranks_of_options(scores[b_idx, r_idx])  # (M, O)
-            image_ids = a["image_id"][idx]
-            for b, r, row in zip(b_idx.tolist(), r_idx.tolist(), ranks.tolist(), strict=True):
-                out.append({"image_id": int(image_ids[b]), "round_id": r + 1, "ranks": row})
-            advance(1)
+    chunks = scored_chunks(model, dataset, batch_size, device, precision, progress, "test ranks")
+    for idx, batch, scores in chunks:
+        has = torch.from_numpy(a["has_options"][idx].astype(bool)) & batch.round_mask
+        b_idx, r_idx = has.nonzero(as_tuple=True)  # rounds in (dialog, round) order
+        ranks = ranks_of_options(scores[b_idx, r_idx])  # (M, O)
+        image_ids = a["image_id"][idx]
+        for b, r, row in zip(b_idx.tolist(), r_idx.tolist(), ranks.tolist(), strict=True):
+            out.append({"image_id": int(image_ids[b]), "round_id": r + 1, "ranks": row})
     return out
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from pipeline.config import ModelConfig, TrainConfig, TrainDConfig
+from pipeline.config import LoopConfig, ModelConfig, TrainConfig, TrainDConfig
 from pipeline.dataset import DialogDataset, batches, load_split
 from pipeline.errors import InputError
 from pipeline.evaluate import retrieval_metrics
@@ -27,13 +27,18 @@ def load_data(prepared: Path, features: Path, split: str) -> DialogDataset:
 
 
 def epoch_loaders(
-    train: DialogDataset, val: DialogDataset, cfg: TrainConfig, dist: Dist, device: torch.device
+    train: DialogDataset, val: DialogDataset, cfg: LoopConfig, dist: Dist, device: torch.device
 ) -> tuple[Callable[[int], DataLoader], Callable[[], DataLoader]]:
     """(epoch -> this rank's shuffled train batches, () -> batches of the validation dialogs).
 
-    ``cfg.batch_size`` is the global batch (split among ranks); validation uses the first
-    ``cfg.val_dialogs`` val dialogs (all when 0), in order, on one process.
+    ``cfg.batch_size`` is the global batch (split among ranks, so it must divide by their
+    number); validation uses the first ``cfg.val_dialogs`` val dialogs (all when 0), in order,
+    on one process.
     """
+    if cfg.batch_size % dist.world:
+        raise InputError(
+            f"batch_size {cfg.batch_size} does not divide among {dist.world} processes"
+        )
     pin = device.type == "cuda"
     val_subset = val.head(cfg.val_dialogs) if cfg.val_dialogs else val
 
@@ -64,10 +69,6 @@ def pretrain(
     the global batch and must divide by the number of processes).
     """
     dist, device = init_distributed(cfg.device)
-    if cfg.batch_size % dist.world:
-        raise InputError(
-            f"batch_size {cfg.batch_size} does not divide among {dist.world} processes"
-        )
     vocab = Vocabulary.load(prepared / "vocab.json")
     train, val = load_data(prepared, features, "train"), load_data(prepared, features, "val")
     seed_everything(cfg.seed)  # the initial weights

@@ -33,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
@@ -41,7 +41,7 @@ from torch import Tensor, nn
 
 from pipeline.batch import DialogBatch
 from pipeline.checkpoint import load_checkpoint, load_model
-from pipeline.config import TrainConfig, TransferConfig
+from pipeline.config import LoopConfig, TrainConfig, TransferConfig
 from pipeline.errors import InputError
 from pipeline.evaluate import retrieval_metrics
 from pipeline.losses import negatives_from_options, npair_loss, perceptual_loss
@@ -269,10 +269,6 @@ def run_transfer(
     dist, device = init_distributed(cfg.device)
     if dist.enabled and mode != "dis":
         raise InputError(f"transfer mode {mode}: run it in one process (no torchrun)")
-    if cfg.batch_size % dist.world:
-        raise InputError(
-            f"batch_size {cfg.batch_size} does not divide among {dist.world} processes"
-        )
     if (files.d_out is None) != (mode == "dis"):
         raise ValueError(f"transfer mode {mode}: d_out must be given exactly for the GAN modes")
     g_name = files.g_out.name  # the published variant names are the output directories' names
@@ -297,12 +293,8 @@ def run_transfer(
         "d": d_meta,
         "init": {"g": _sha256(g_path), "d": _sha256(d_path)},  # new inputs -> start afresh
     }
-    train_cfg = TrainConfig(
-        epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, beta1=cfg.beta1,
-        lr_decay_every=0, grad_clip=cfg.grad_clip, seed=cfg.seed, device=cfg.device,
-        precision=cfg.precision,
-        workers=cfg.workers, val_dialogs=cfg.val_dialogs,
-    )  # fmt: skip
+    loop = {f.name: getattr(cfg, f.name) for f in fields(LoopConfig)}
+    train_cfg = TrainConfig(**loop)  # constant lr (no lr_decay keys in the transfer section)
     train_batches, val_batches = epoch_loaders(train, val, train_cfg, dist, device)
 
     def validate(model: KnowledgeTransfer) -> dict:
