@@ -9,7 +9,7 @@ In the same process, on the same batch:
 
 * G: ``GenerativeModel.score_options`` (all B x 10 x 100 options in one batched, chunked LSTM
   pass, vocabulary projection at real tokens only) vs a Python loop over the 100 options, each
-  scoring that option of every round (``Generator.log_prob`` on one option), encoder run once;
+  scoring that option of every round (``AnswerDecoder.log_prob`` on one option), encoder run once;
 * D: ``DiscriminativeModel.score_options`` (each distinct option encoded once) vs a loop over
   the 100 options through the answer encoder, then the dot products;
 * metrics: ``RetrievalMetrics.observe`` on ``--rows`` rounds of 100 scores (with ties) vs a
@@ -32,10 +32,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synthetic import OPTIONS, ROUNDS, VOCAB, synthetic_batch  # noqa: E402
 
-from pipeline.batch import DialogBatch  # noqa: E402
 from pipeline.config import ModelConfig  # noqa: E402
-from pipeline.metrics import RECALL_AT, RetrievalMetrics  # noqa: E402
-from pipeline.models import DiscriminativeModel, GenerativeModel, Variant  # noqa: E402
+from pipeline.data.batch import DialogBatch
+from pipeline.evaluation.metrics import RECALL_AT, RetrievalMetrics
+from pipeline.models.discriminator import DiscriminativeModel
+from pipeline.models.generator import GenerativeModel
+from pipeline.models.variants import Variant
 from pipeline.runtime import autocast  # noqa: E402
 
 
@@ -59,7 +61,7 @@ def g_loop(model: GenerativeModel, batch: DialogBatch) -> torch.Tensor:
     options = batch.options.reshape(b * r, o, la)  # (B*R, O, La)
     lengths = batch.options_len.reshape(b * r, o)
     cols = [
-        model.generator.log_prob(e, options[:, i : i + 1], lengths[:, i : i + 1]) for i in range(o)
+        model.decoder.log_prob(e, options[:, i : i + 1], lengths[:, i : i + 1]) for i in range(o)
     ]
     return torch.cat(cols, dim=1).reshape(b, r, o)  # fmt: skip
 

@@ -22,8 +22,9 @@ import torch
 from PIL import Image
 
 from pipeline.config import FeaturesConfig
-from pipeline.features import extract_features, load_backbone
-from pipeline.runtime import resolve_device
+from pipeline.features.backbone import load_backbone
+from pipeline.features.extract import extract_features
+from pipeline.runtime import autocast, resolve_device
 
 PATTERN = "img_%012d.jpg"
 
@@ -52,14 +53,12 @@ def bare_forward(cfg: FeaturesConfig, n: int) -> float:
     device = resolve_device(cfg.device)
     model = load_backbone(cfg.weights, cfg.seed).module.to(device)
     x = torch.randn(cfg.batch_size, 3, cfg.image_size, cfg.image_size, device=device)
-    amp = None
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
-        amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
         torch.backends.cudnn.benchmark = True
     batches = max(1, n // cfg.batch_size)
-    with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+    with autocast(device, cfg.precision):  # the stage's own precision rule
         model(x)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
@@ -78,7 +77,7 @@ def main() -> None:
     parser.add_argument("--num-workers", type=int, default=2)
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", default="bf16")
+    parser.add_argument("--precision", default="auto", help="auto | fp32 | bf16")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "bench_feat")
     args = parser.parse_args()
     cfg = dataclasses.replace(

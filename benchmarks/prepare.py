@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.config import MaxLen
-from pipeline.prepare import prepare
-from pipeline.tokenize import tokenize
-from pipeline.visdial import read_visdial
+from pipeline.data.prepare import prepare
+from pipeline.data.tokenize import tokenize
+from pipeline.data.visdial import read_visdial
 
 WORDS = [f"w{i}" for i in range(6000)] + ["the", "a", "is", "it", "yes", "no", "can't", "man's"]
 

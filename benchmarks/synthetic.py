@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from pipeline.batch import DialogBatch
-from pipeline.vocab import END_ID
+from pipeline.data.batch import DialogBatch
+from pipeline.data.vocab import END_ID
 
 VOCAB = 8964  # the authors' vocabulary size (count > 5 on v0.9 train, incl. padding)
 LC, LQ, LA = 24, 16, 8

@@ -38,13 +38,15 @@ from torch import Tensor, nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synthetic import LA, OPTIONS, ROUNDS, VOCAB, synthetic_batch  # noqa: E402
 
-from pipeline.batch import DialogBatch  # noqa: E402
 from pipeline.config import ModelConfig  # noqa: E402
-from pipeline.encoders.common import history_facts  # noqa: E402
-from pipeline.models import DiscriminativeModel, GenerativeModel, Variant  # noqa: E402
+from pipeline.data.batch import DialogBatch
+from pipeline.data.vocab import END_ID, START_ID
+from pipeline.models.discriminator import DiscriminativeModel
+from pipeline.models.encoders.common import history_facts
+from pipeline.models.generator import GenerativeModel
+from pipeline.models.variants import Variant
 from pipeline.runtime import autocast  # noqa: E402
-from pipeline.transfer import KnowledgeTransfer  # noqa: E402
-from pipeline.vocab import END_ID, START_ID  # noqa: E402
+from pipeline.training.transfer import KnowledgeTransfer
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
-"""Write-then-rename helpers, so that a failed run never leaves a valid-looking output."""
+"""Files: write-then-rename helpers (a failed run never leaves a valid-looking output), digests."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -44,3 +45,12 @@ def write_json(path: str | os.PathLike, obj: object, *, indent: int | None = 2) 
     """Write ``obj`` as JSON atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=indent) + "\n")
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """The hex SHA-256 of a file's bytes, read in 4 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()

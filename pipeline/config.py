@@ -16,7 +16,8 @@ from typing import Any, Literal
 
 from pipeline.errors import InputError
 
-Precision = Literal["auto", "fp32", "bf16"]  # pipeline.runtime.autocast
+Precision = Literal["auto", "fp32", "bf16"]  # every stage's precision (pipeline.runtime.autocast)
+PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
 
 
 @dataclass(frozen=True)
@@ -77,12 +78,12 @@ class FeaturesConfig:
     image_size: int = 224
     weights: str = "random"  # imagenet | random | path to a state-dict file
     seed: int = 0  # for weights: random
-    dtype: str = "float16"  # stored dtype: float16 | float32
+    dtype: Literal["float16", "float32"] = "float16"  # stored dtype
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "bf16"  # CUDA autocast: bf16 | fp16 | fp32 (the CPU always runs fp32)
+    precision: Precision = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
     batch_size: int = 16
     num_workers: int = 2
-    on_error: str = "fail"  # fail | skip
+    on_error: Literal["fail", "skip"] = "fail"  # bad images: fail | skip (zeros, valid = 0)
     patterns: dict[str, str] = field(default_factory=_demo_patterns)
 
 
@@ -115,7 +116,7 @@ class LoopConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig(LoopConfig):
+class PretrainConfig(LoopConfig):
     """Pretraining of G (``train_g``) or D (``train_d``): Adam, lr 4e-4 (paper §5).
 
     ``variants`` are names like ``hciae-g-mle`` or ``hciae-d-np-att`` (``pipeline/models.py``).
@@ -128,14 +129,14 @@ class TrainConfig(LoopConfig):
 
 
 @dataclass(frozen=True)
-class TrainGConfig(TrainConfig):
+class TrainGConfig(PretrainConfig):
     """``train_g``: generative variants, trained by MLE."""
 
     variants: tuple[str, ...] = ("lf-g", "hrea-g", "mn-g", "hciae-g-mle")
 
 
 @dataclass(frozen=True)
-class TrainDConfig(TrainConfig):
+class TrainDConfig(PretrainConfig):
     """``train_d``: N-pair / cross-entropy over ``negatives`` sampled incorrect options."""
 
     variants: tuple[str, ...] = (
@@ -156,7 +157,7 @@ class ChatConfig:
 
     model: str = "g-dis"
     vocab: str = "data/prepared/vocab.json"
-    decode: str = "greedy"  # greedy | sample | beam
+    decode: Literal["greedy", "sample", "beam"] = "greedy"
     temperature: float = 1.0  # decode: sample
     beam_size: int = 5  # decode: beam
     seed: int = 0  # decode: sample

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from pipeline.config import PRECISIONS
 from pipeline.errors import InputError
 
 
@@ -41,21 +42,36 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-PRECISIONS = ("auto", "fp32", "bf16")
+def effective_precision(device: torch.device, precision: str = "auto") -> str:
+    """What a ``precision`` param means on ``device``: ``"bf16"`` or ``"fp32"``.
 
-
-def autocast(device: torch.device, precision: str = "auto"):
-    """The mixed-precision context of a forward pass (``precision`` of a params section).
-
-    ``auto``: bf16 autocast on CUDA, none on the CPU (fp32, bit-reproducible run to run).
-    ``fp32``: none. ``bf16``: bf16 autocast on either device; on a CPU with native bf16
-    (AVX512-BF16 or AMX) a paper-size training step runs 1.2-1.6x faster than in fp32
-    (``benchmarks/README.md``); elsewhere bf16 is emulated, likely slower. Deterministic on
-    the CPU either way.
+    The one precision vocabulary of every stage (features, training, evaluation; the
+    ``Precision`` type of ``pipeline.config``): ``auto`` is bf16 on CUDA and fp32 on the CPU
+    (bit-reproducible run to run); ``fp32`` and ``bf16`` mean themselves on either device. On a
+    CPU with native bf16 (AVX512-BF16 or AMX) a paper-size training step runs 1.2-1.6x faster
+    in bf16 than in fp32 (``benchmarks/README.md``); elsewhere bf16 is emulated, likely slower.
     """
     if precision not in PRECISIONS:
         raise InputError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    if precision == "bf16" and device.type == "cpu" and not cpu_has_bf16():
+        raise InputError(
+            "precision bf16: this CPU has no native bf16 (AVX512-BF16 or AMX), which the"
+            " oneDNN LSTM kernels need; use auto or fp32"
+        )
     if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return "bf16"
+    return "fp32"
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX tiles)."""
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+def autocast(device: torch.device, precision: str = "auto"):
+    """The mixed-precision context of a forward pass (``precision`` of a params section):
+    bf16 autocast where :func:`effective_precision` says bf16, none otherwise."""
+    if effective_precision(device, precision) == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 

@@ -7,12 +7,12 @@ from typing import Annotated
 
 import typer
 
-from pipeline.answer import answer_file, load_answerer
 from pipeline.atomic import write_json
+from pipeline.chat.answer import answer_file, load_answerer
+from pipeline.data.visdial import read_visdial
 from pipeline.errors import InputError
-from pipeline.visdial import read_visdial
 from stages.chat import BeamSize, Decode, Model, Temperature, Vocab, settings
-from stages.common import user_errors
+from stages.common import run_command, user_errors
 from stages.params import load_params
 
 
@@ -50,3 +50,7 @@ def main(
     typer.echo(
         f"answer: {len(results)} rounds of {len(file)} dialogs ({answerer.decoding}) -> {out}"
     )
+
+
+if __name__ == "__main__":
+    run_command(main)

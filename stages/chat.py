@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from pipeline.answer import Chat, load_answerer
+from pipeline.chat.answer import Chat, load_answerer
 from pipeline.config import ChatConfig
-from pipeline.dialog import ROUNDS
-from stages.common import user_errors
-from stages.params import load_params
+from pipeline.data.visdial import ROUNDS
+from stages.common import run_command, user_errors
+from stages.params import load_params, with_options
 
 Model = Annotated[str | None, typer.Option(help="g-dis | g-mle | a G variant | PATH.pt.")]
 Decode = Annotated[str | None, typer.Option(help="greedy | sample | beam.")]
@@ -24,7 +23,7 @@ Vocab = Annotated[str | None, typer.Option(help="vocab.json of the model's data.
 
 def settings(chat: ChatConfig, **given) -> ChatConfig:
     """params.yaml ``chat:`` with the options given on the command line on top."""
-    return dataclasses.replace(chat, **{k: v for k, v in given.items() if v is not None})
+    return with_options(chat, "chat", **given)
 
 
 @user_errors
@@ -76,3 +75,7 @@ def _read(prompt: str) -> str | None:
     if not sys.stdin.isatty():
         typer.echo(line)  # a piped dialog reads like a transcript
     return None if line.lower() in ("exit", "quit") else line
+
+
+if __name__ == "__main__":
+    run_command(main)

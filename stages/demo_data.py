@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 from rich.progress import track
 
-from pipeline.demo import generate_demo
-from stages.common import user_errors
+from pipeline.demo.generate import generate_demo
+from stages.common import run_command, user_errors
 from stages.params import load_params
 
 
@@ -39,3 +39,7 @@ def main(
         out, cfg, progress=lambda scenes: track(scenes, description="drawing images")
     )
     typer.echo(f"wrote {out}: {summary}")
+
+
+if __name__ == "__main__":
+    run_command(main)

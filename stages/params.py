@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.config import Params
+from pipeline.config import Params, from_mapping
 from pipeline.errors import InputError
 
 PARAMS_FILE = Path("params.yaml")
@@ -44,3 +44,10 @@ def load_params(path: str | Path = PARAMS_FILE) -> Params:
         where = f" (line {mark.line + 1})" if mark else ""
         raise InputError(f"{path}: not valid YAML{where}") from None
     return Params.from_mapping(raw, str(path))
+
+
+def with_options(cfg, section: str, **given):
+    """A params section with the command-line options that were given (not None) on top,
+    validated like params.yaml (``--on-error maybe`` names ``features.on_error``)."""
+    given = {k: v for k, v in given.items() if v is not None}
+    return from_mapping(type(cfg), given, "command line", f"{section}.", cfg)

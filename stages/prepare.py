@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 from rich.progress import track
 
-from pipeline.prepare import prepare
-from pipeline.visdial import read_dense, read_visdial
-from stages.common import user_errors
+from pipeline.data.prepare import prepare
+from pipeline.data.visdial import read_dense, read_visdial
+from stages.common import run_command, user_errors
 from stages.params import load_params
 
 FileOpt = Annotated[
@@ -20,13 +20,13 @@ FileOpt = Annotated[
 
 @user_errors
 def main(
+    out: Annotated[Path, typer.Option(help="Output directory, e.g. data/prepared.")],
     train: FileOpt = None,
     val: FileOpt = None,
     test: FileOpt = None,
     dense: Annotated[
         str | None, typer.Option(help="v1.0 dense annotations for the val split ('' = none).")
     ] = None,
-    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("data/prepared"),
     min_count: Annotated[
         int | None, typer.Option(help="Keep train words seen at least N times (prepare.min_count).")
     ] = None,
@@ -55,3 +55,7 @@ def main(
         progress=lambda items: track(list(items), description="encoding splits"),
     )
     typer.echo(f"wrote {out}/vocab.json and {out}/dialogs.h5: {summary}")
+
+
+if __name__ == "__main__":
+    run_command(main)

@@ -7,29 +7,25 @@ from typing import Annotated
 
 import typer
 
-from pipeline.report import build_report
+from pipeline.evaluation.report import build_report
 from pipeline.runtime import resolve_device
-from stages.common import user_errors
+from stages.common import opt, run_command, user_errors
 from stages.params import load_params
-
-
-def _opt(help: str):
-    return typer.Option(help=help)
 
 
 @user_errors
 def main(
-    models: Annotated[Path, _opt("Directory of published models.")] = Path("models"),
-    metrics: Annotated[Path, _opt("Output of the evaluate stages.")] = Path("metrics"),
-    live: Annotated[Path, _opt("dvclive directories (training curves).")] = Path("live"),
-    prepared: Annotated[Path, _opt("Output of the prepare stage.")] = Path("data/prepared"),
-    features: Annotated[Path, _opt("Output of the features stage.")] = Path("data/features"),
-    out: Annotated[Path, _opt("Report directory.")] = Path("report"),
+    models: Annotated[Path, opt("Directory of published models (MODELS/VARIANT/best.pt).")],
+    metrics: Annotated[Path, opt("Output directory of the evaluate stages.")],
+    live: Annotated[Path, opt("dvclive directories (LIVE/VARIANT/curves.png).")],
+    prepared: Annotated[Path, opt("Output of the prepare stage.")],
+    features: Annotated[Path, opt("Output of the features stage.")],
+    out: Annotated[Path, opt("Report directory.")],
 ) -> None:
-    """Write report/README.md: Tables 1/2/4, Table-3 samples, answer diversity, plots.
+    """Write OUT/README.md: Tables 1/2/4, Table-3 samples, answer diversity, plots.
 
-    Reads metrics/*.json, models/<g_mle|g_dis>/best.pt and live/*/curves.png; also writes
-    report/samples.json, report/diversity.json, report/metrics.png, report/diversity.png.
+    Reads METRICS/*.json, MODELS/<g_mle|g_dis>/best.pt and LIVE/*/curves.png; also writes
+    OUT/samples.json, OUT/diversity.json, OUT/metrics.png and OUT/diversity.png.
 
     Settings: params.yaml report.*. Missing variants or models are reported, not fatal.
     """
@@ -42,3 +38,7 @@ def main(
         if result[kind]:
             typer.echo(f"note: {kind.replace('_', ' ')}: {', '.join(result[kind])}")
     typer.echo(f"wrote {out / 'README.md'}")
+
+
+if __name__ == "__main__":
+    run_command(main)

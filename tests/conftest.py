@@ -71,9 +71,9 @@ def tiny_data(tmp_path_factory) -> tuple[Path, Path]:
     import numpy as np
 
     from pipeline.config import DemoConfig, MaxLen
-    from pipeline.demo import generate_demo
-    from pipeline.prepare import prepare
-    from pipeline.visdial import read_visdial
+    from pipeline.data.prepare import prepare
+    from pipeline.data.visdial import read_visdial
+    from pipeline.demo.generate import generate_demo
 
     root = tmp_path_factory.mktemp("tiny")
     generate_demo(root / "demo", DemoConfig(train_dialogs=8, val_dialogs=4))

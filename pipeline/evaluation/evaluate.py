@@ -1,0 +1,173 @@
+"""Retrieval evaluation: rank the 100 options of every round with a model's scores (paper §5).
+
+G ranks by the summed log-likelihood of each option including ``<end>``, D by e^T f(a); both
+come from ``model.score_options(batch) -> (B, R, 100)`` (one batched call per batch of dialogs,
+no loop over options). Metrics and tie handling: ``pipeline/metrics.py`` and docs/evaluation.md.
+
+* :func:`retrieval_metrics` — MRR, R@1/5/10, mean rank over the rounds with a ground truth (the
+  trainer's per-epoch validation).
+* :func:`evaluate_split` — the same plus NDCG on the v1.0 dense annotations when the split has
+  them (``dense_round`` / ``dense_relevance`` in ``dialogs.h5``).
+* :func:`rank_test_split` — the v1.0 test submission: for every round that has options, the rank of
+  each option, ``[{"image_id", "round_id" (1-based), "ranks": [100 ints]}]``.
+* :func:`evaluate_model` — the ``evaluate`` stage: one checkpoint -> metrics JSON + test ranks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.atomic import write_json
+from pipeline.data.batch import DialogBatch
+from pipeline.data.dataset import DialogDataset
+from pipeline.data.loaders import dialog_chunks, load_data, splits_of
+from pipeline.errors import InputError
+from pipeline.evaluation.metrics import NDCG, RetrievalMetrics, ranks_of_options
+from pipeline.models.checkpoint import load_model
+from pipeline.progress import progress_bar
+from pipeline.runtime import autocast, resolve_device
+
+
+def observe_rounds(metrics: RetrievalMetrics, scores: torch.Tensor, batch: DialogBatch) -> None:
+    """Feed ``scores`` (B, R, O) of every existing round with a known ground truth."""
+    gt = batch.gt_index.reshape(-1).to(scores.device)  # (B*R,)
+    keep = batch.round_mask.reshape(-1).to(scores.device) & (gt >= 0)
+    metrics.observe(scores.flatten(0, 1)[keep], gt[keep])
+
+
+@torch.no_grad()
+def retrieval_metrics(
+    model, batches: Iterable[DialogBatch], device: torch.device, precision: str = "auto"
+) -> dict:
+    """MRR, R@1/5/10 and mean rank over every round with a known ground truth."""
+    was_training = model.training
+    model.eval()
+    metrics = RetrievalMetrics()
+    for batch in batches:
+        batch = batch.to(device, non_blocking=True)
+        with autocast(device, precision):
+            scores = model.score_options(batch).float()  # (B, R, O)
+        observe_rounds(metrics, scores, batch)
+    model.train(was_training)
+    return metrics.retrieve()
+
+
+@torch.no_grad()
+def scored_chunks(
+    model,
+    dataset: DialogDataset,
+    batch_size: int,
+    device: torch.device,
+    precision: str,
+    progress: bool,
+    label: str,
+) -> Iterator[tuple[np.ndarray, DialogBatch, torch.Tensor]]:
+    """:func:`dialog_chunks` with the model's (B, R, O) float32 scores on the CPU, and a bar."""
+    n_batches = -(-len(dataset) // batch_size)
+    with progress_bar(n_batches, label, "batch", enabled=progress) as advance:
+        for idx, batch in dialog_chunks(dataset, batch_size):
+            with autocast(device, precision):
+                scores = model.score_options(batch.to(device)).float().cpu()  # (B, R, O)
+            yield idx, batch, scores
+            advance(1)
+
+
+@torch.no_grad()
+def evaluate_split(
+    model,
+    dataset: DialogDataset,
+    batch_size: int,
+    device: torch.device,
+    precision: str = "fp32",
+    progress: bool = False,
+    label: str = "evaluate",
+) -> dict[str, float]:
+    """Retrieval metrics over every round with a ground truth, and NDCG with dense annotations.
+
+    Returns ``mrr``, ``r@1``, ``r@5``, ``r@10`` (fractions in [0, 1]), ``mean_rank``, ``count``
+    (rounds ranked) and, when the split has ``dense_round``, ``ndcg`` and ``ndcg_count``.
+    """
+    model.eval()
+    a = dataset.arrays
+    dense = "dense_round" in a and "dense_relevance" in a
+    metrics, ndcg = RetrievalMetrics(), NDCG()
+    chunks = scored_chunks(model, dataset, batch_size, device, precision, progress, label)
+    for idx, batch, scores in chunks:
+        observe_rounds(metrics, scores, batch)
+        if dense:
+            rnd = torch.from_numpy(a["dense_round"][idx].astype(np.int64))  # (B,)
+            has = rnd >= 0
+            rows = torch.arange(len(idx))[has]
+            relevance = torch.from_numpy(a["dense_relevance"][idx].astype(np.float32))
+            ndcg.observe(scores[rows, rnd[has]], relevance[has])  # (B', O) each
+    out = metrics.retrieve()
+    if dense:
+        out.update(ndcg.retrieve())
+    return out
+
+
+@torch.no_grad()
+def rank_test_split(
+    model,
+    dataset: DialogDataset,
+    batch_size: int,
+    device: torch.device,
+    precision: str = "fp32",
+    progress: bool = False,
+) -> list[dict]:
+    """VisDial evaluation-server ranks for every round that has its 100 options.
+
+    ``ranks[i]`` is the 1-based rank of option i (1 = best); each list is a permutation of
+    1..100, ties broken by option order (``ranks_of_options``).
+    """
+    model.eval()
+    a = dataset.arrays
+    if "has_options" not in a:
+        raise InputError("test split lacks 'has_options' (re-run the prepare stage)")
+    out: list[dict] = []
+    chunks = scored_chunks(model, dataset, batch_size, device, precision, progress, "test ranks")
+    for idx, batch, scores in chunks:
+        has = torch.from_numpy(a["has_options"][idx].astype(bool)) & batch.round_mask
+        b_idx, r_idx = has.nonzero(as_tuple=True)  # rounds in (dialog, round) order
+        ranks = ranks_of_options(scores[b_idx, r_idx])  # (M, O)
+        image_ids = a["image_id"][idx]
+        for b, r, row in zip(b_idx.tolist(), r_idx.tolist(), ranks.tolist(), strict=True):
+            out.append({"image_id": int(image_ids[b]), "round_id": r + 1, "ranks": row})
+    return out
+
+
+def evaluate_model(
+    checkpoint: str | Path,
+    prepared: Path,
+    features: Path,
+    metrics_out: Path,
+    ranks_out: Path,
+    *,
+    batch_size: int = 16,
+    device: str = "auto",
+    precision: str = "fp32",
+    progress: bool = True,
+) -> dict[str, float]:
+    """The ``evaluate`` stage for one checkpoint: val metrics to ``metrics_out`` (JSON) and the
+    v1.0 test ranks to ``ranks_out`` (``[]`` when ``dialogs.h5`` has no ``test`` split)."""
+    if batch_size < 1:
+        raise InputError(f"evaluate.batch_size must be >= 1, got {batch_size}")
+    dev = resolve_device(device)
+    autocast(dev, precision)  # validate before the slow part
+    splits = splits_of(prepared / "dialogs.h5")
+    model = load_model(checkpoint).to(dev)
+    label = f"evaluate {Path(checkpoint).parent.name}"
+    metrics = evaluate_split(
+        model, load_data(prepared, features, "val"), batch_size, dev, precision, progress, label
+    )
+    ranks = []
+    if "test" in splits:
+        test = load_data(prepared, features, "test")
+        ranks = rank_test_split(model, test, batch_size, dev, precision, progress)
+    write_json(metrics_out, metrics)
+    write_json(ranks_out, ranks, indent=None)
+    return metrics

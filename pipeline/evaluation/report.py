@@ -1,0 +1,361 @@
+"""The ``report`` stage: Tables 1/2/4 from ``metrics/*.json``, Table-3 style samples, the
+diversity of G-MLE vs G-DIS answers (§5.3), PNG plots, all in ``report/README.md``.
+
+Missing pieces never crash the report: a variant without ``metrics/<v>.json`` shows as "not
+evaluated", a missing ``models/<g_dis>/best.pt`` (e.g. the transfer stage was left out) removes
+the G-DIS columns and says so.
+
+G-DIS's answers under "different Gumbel noises" z1..zK: the forward pass of the straight-through
+Gumbel-softmax sampler (Eq. 6) is the one-hot of argmax(logits + g), g ~ Gumbel — the Gumbel-max
+trick, an exact draw from softmax(logits) whatever the temperature. So each noise zi is ancestral
+sampling (``Generator.sample``, temperature 1) with a ``torch.Generator`` seeded ``seed + i``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.atomic import atomic_path, write_json
+from pipeline.config import ReportConfig
+from pipeline.data.batch import flat_rounds
+from pipeline.data.dataset import DialogDataset
+from pipeline.data.loaders import dialog_chunks, load_data
+from pipeline.data.vocab import Vocabulary
+from pipeline.errors import InputError
+from pipeline.evaluation.diversity import diversity
+from pipeline.models.checkpoint import load_model
+from pipeline.models.decoder import Decoding, generate
+from pipeline.models.generator import GenerativeModel
+from pipeline.plots import plot_metric_bars
+from pipeline.progress import progress_bar
+
+METRIC_KEYS = ("mrr", "r@1", "r@5", "r@10", "mean_rank")
+HEADERS = {
+    "mrr": "MRR",
+    "r@1": "R@1",
+    "r@5": "R@5",
+    "r@10": "R@10",
+    "mean_rank": "Mean",
+    "ndcg": "NDCG",
+}
+DIVERSITY_KEYS = ("distinct_share", "distinct_1", "distinct_2", "generic", "mean_length")
+
+
+# ---- metrics tables ------------------------------------------------------------------------
+def load_metrics(metrics_dir: Path, variants: Sequence[str]) -> dict[str, dict | None]:
+    """``metrics/<v>.json`` of every variant, ``None`` where the file is missing."""
+    out: dict[str, dict | None] = {}
+    for v in variants:
+        path = metrics_dir / f"{v}.json"
+        try:
+            out[v] = json.loads(path.read_text()) if path.is_file() else None
+        except json.JSONDecodeError:
+            raise InputError(f"{path}: not valid JSON (re-run the evaluate stage)") from None
+    return out
+
+
+def _cell(metrics: dict | None, key: str) -> str:
+    if not metrics or key not in metrics:
+        return "–"
+    value = metrics[key]
+    if key.startswith("r@"):
+        return f"{100 * value:.2f}"  # percent, as the paper prints R@k
+    return f"{value:.2f}" if key == "mean_rank" else f"{value:.4f}"
+
+
+def metrics_table(metrics: dict[str, dict | None], variants: Sequence[str], keys) -> str:
+    """Markdown table: one row per variant (Tables 1 and 2)."""
+    lines = ["| Model | " + " | ".join(HEADERS[k] for k in keys) + " |"]
+    lines.append("| --- |" + " ---: |" * len(keys))
+    for v in variants:
+        m = metrics.get(v)
+        cells = [_cell(m, k) for k in keys] if m else ["not evaluated"] + [""] * (len(keys) - 1)
+        lines.append(f"| {v} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def adversarial_table(metrics: dict[str, dict | None], rows: dict[str, list[str]], keys) -> str:
+    """Markdown table: each row shows a D variant's metrics and a G variant's (Table 4)."""
+    head = [f"D {HEADERS[k]}" for k in keys] + [f"G {HEADERS[k]}" for k in keys]
+    lines = [
+        "| Model | D | G | " + " | ".join(head) + " |",
+        "| --- | --- | --- |" + " ---: |" * len(head),
+    ]
+    for name, (d, g) in rows.items():
+        cells = [_cell(metrics.get(d), k) for k in keys] + [_cell(metrics.get(g), k) for k in keys]
+        lines.append(f"| {name} | {d} | {g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def check_adversarial(rows: dict) -> dict[str, list[str]]:
+    for name, pair in rows.items():
+        if not (isinstance(pair, list | tuple) and len(pair) == 2):
+            raise InputError(
+                f"params.yaml: report.adversarial.{name} must be [D variant, G variant]"
+            )
+    return {name: [str(p) for p in pair] for name, pair in rows.items()}
+
+
+# ---- generated answers ---------------------------------------------------------------------
+@torch.no_grad()
+def generate_answers(
+    model,
+    dataset: DialogDataset,
+    vocab: Vocabulary,
+    *,
+    noises: int,
+    seed: int,
+    batch_size: int,
+    device: torch.device,
+    progress: bool = False,
+    label: str = "generate",
+) -> dict[str, list[list[str]]]:
+    """Greedy answers and ``noises`` sampled ones (``z1`` ..) for every val round with a ground
+    truth, in (dialog, round) order: ``{"greedy": [tokens, ...], "z1": [...], ...}``."""
+    model.eval()
+    gens = [torch.Generator(device).manual_seed(seed + i) for i in range(1, noises + 1)]
+    out: dict[str, list[list[str]]] = {"greedy": [], **{f"z{i}": [] for i in range(1, noises + 1)}}
+    n_batches = -(-len(dataset) // batch_size)
+    with progress_bar(n_batches, label, "batch", enabled=progress) as advance:
+        for _, batch in dialog_chunks(dataset, batch_size):
+            batch = batch.to(device)
+            e = model.encode(batch)[flat_rounds(batch)]  # (M, D)
+            la = batch.answer.shape[-1]
+            tokens, _ = generate(model.decoder, e, Decoding("greedy", max_len=la))  # (M, La)
+            out["greedy"] += [vocab.decode(t) for t in tokens.tolist()]
+            for i, gen in enumerate(gens, 1):
+                tokens, _ = generate(model.decoder, e, Decoding("sample", max_len=la), gen)
+                out[f"z{i}"] += [vocab.decode(t) for t in tokens.tolist()]
+            advance(1)
+    return out
+
+
+def human_rounds(dataset: DialogDataset, vocab: Vocabulary) -> list[dict]:
+    """Every val round with a ground truth, in (dialog, round) order: ids, caption, Q, A."""
+    a = dataset.arrays
+    out = []
+    for d in range(len(dataset)):
+        caption = " ".join(vocab.decode(a["caption"][d][: a["caption_len"][d]]))
+        for r in range(int(a["num_rounds"][d])):
+            if a["answer_len"][d, r] > 0:
+                question = vocab.decode(a["question"][d, r][: a["question_len"][d, r]])
+                out.append(
+                    {
+                        "image_id": int(a["image_id"][d]),
+                        "round_id": r + 1,
+                        "caption": caption,
+                        "question": " ".join(question),
+                        "answer": vocab.decode(a["answer"][d, r][: a["answer_len"][d, r]]),
+                    }
+                )
+    return out
+
+
+def pick_samples(n: int, k: int, seed: int) -> list[int]:
+    """``k`` distinct round positions out of ``n``, seeded, in ascending order."""
+    rng = np.random.default_rng(seed)
+    return sorted(rng.choice(n, size=min(k, n), replace=False).tolist())
+
+
+# ---- the report ----------------------------------------------------------------------------
+def _load_g(models_dir: Path, variant: str, device: torch.device):
+    path = models_dir / variant / "best.pt"
+    if not path.is_file():
+        return None
+    model = load_model(path).to(device)
+    if not isinstance(model, GenerativeModel):
+        raise InputError(f"{path}: report.g_mle / report.g_dis must name a generative model")
+    return model
+
+
+def build_report(
+    cfg: ReportConfig,
+    *,
+    prepared: Path,
+    features: Path,
+    models_dir: Path,
+    metrics_dir: Path,
+    live_dir: Path,
+    out_dir: Path,
+    device: torch.device,
+    progress: bool = True,
+) -> dict:
+    """Write ``out_dir/{README.md, samples.json, diversity.json, metrics.png, diversity.png}``.
+
+    Returns ``{"missing_metrics": [...], "missing_models": [...], "diversity": {...}}``.
+    """
+    adversarial = check_adversarial(cfg.adversarial)
+    paired = [v for pair in adversarial.values() for v in pair]
+    variants = list(dict.fromkeys([*cfg.generative, *cfg.discriminative, *paired]))
+    metrics = load_metrics(metrics_dir, variants)
+    vocab = Vocabulary.load(prepared / "vocab.json")
+    val = load_data(prepared, features, "val")
+    rounds = human_rounds(val, vocab)
+    generated, missing_models = {}, []
+    for role, variant in (("G-MLE", cfg.g_mle), ("G-DIS", cfg.g_dis)):
+        model = _load_g(models_dir, variant, device)
+        if model is None:
+            missing_models.append(variant)
+            continue
+        generated[role] = generate_answers(
+            model,
+            val,
+            vocab,
+            noises=cfg.noises,
+            seed=cfg.seed,
+            batch_size=cfg.batch_size,
+            device=device,
+            progress=progress,
+            label=f"answers {variant}",
+        )
+    div = {"human": diversity([r["answer"] for r in rounds], cfg.generic)}
+    for role, answers in generated.items():
+        key = role.lower().replace("-", "_")
+        div[f"{key}_greedy"] = diversity(answers["greedy"], cfg.generic)
+        if cfg.noises:
+            div[f"{key}_sample"] = diversity(answers["z1"], cfg.generic)
+    samples = []
+    for i in pick_samples(len(rounds), cfg.samples, cfg.seed):
+        row = {**rounds[i], "answer": " ".join(rounds[i]["answer"])}
+        if "G-MLE" in generated:
+            row["g_mle"] = " ".join(generated["G-MLE"]["greedy"][i])
+        if "G-DIS" in generated:
+            row["g_dis"] = [
+                " ".join(generated["G-DIS"][f"z{k}"][i]) for k in range(1, cfg.noises + 1)
+            ]
+        samples.append(row)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    present = {v: m for v, m in metrics.items() if m}
+    keys = METRIC_KEYS + (("ndcg",) if any("ndcg" in m for m in present.values()) else ())
+    bars = ("mrr", "r@1", "r@5", "r@10", *keys[5:])
+    with atomic_path(out_dir / "metrics.png") as tmp:
+        plot_metric_bars(present, tmp, bars, "val retrieval metrics per variant")
+    with atomic_path(out_dir / "diversity.png") as tmp:
+        plot_metric_bars(div, tmp, DIVERSITY_KEYS, "diversity of val answers")
+    write_json(out_dir / "samples.json", samples)
+    write_json(out_dir / "diversity.json", div)
+    text = render_markdown(
+        cfg,
+        adversarial,
+        metrics,
+        keys,
+        samples,
+        div,
+        missing_models,
+        curves={v: live_dir / v / "curves.png" for v in variants},
+        out_dir=out_dir,
+    )
+    with atomic_path(out_dir / "README.md") as tmp:
+        tmp.write_text(text)
+    return {
+        "missing_metrics": [v for v, m in metrics.items() if m is None],
+        "missing_models": missing_models,
+        "diversity": div,
+    }
+
+
+def render_markdown(
+    cfg: ReportConfig,
+    adversarial: dict[str, list[str]],
+    metrics: dict[str, dict | None],
+    keys: Sequence[str],
+    samples: list[dict],
+    div: dict[str, dict],
+    missing_models: list[str],
+    curves: dict[str, Path],
+    out_dir: Path,
+) -> str:
+    md = ["# Report: Best of Both Worlds on this data", ""]
+    md += [
+        "Validation split. R@k in percent (the JSON files hold fractions); MRR in [0, 1]; "
+        "Mean = mean rank of the ground truth among 100 options (ties: expected rank, "
+        "see docs/evaluation.md).",
+        "",
+    ]
+    missing = [v for v, m in metrics.items() if m is None]
+    if missing:
+        md += [f"**Not evaluated** (no `metrics/<variant>.json`): {', '.join(missing)}.", ""]
+    md += ["## Table 1: generative models", "", metrics_table(metrics, cfg.generative, keys), ""]
+    mle, dis = metrics.get(cfg.g_mle), metrics.get(cfg.g_dis)
+    if mle and dis:
+        delta = 100 * (dis["r@5"] - mle["r@5"])
+        md += [
+            f"{cfg.g_dis} − {cfg.g_mle}: R@5 {delta:+.2f} points, MRR "
+            f"{dis['mrr'] - mle['mrr']:+.4f} (paper: +1.73 points, +0.0081).",
+            "",
+        ]
+    md += [
+        "## Table 2: discriminative models",
+        "",
+        metrics_table(metrics, cfg.discriminative, keys),
+        "",
+    ]
+    md += [
+        "## Table 4: adversarial training (D and G metrics)",
+        "",
+        adversarial_table(metrics, adversarial, keys),
+        "",
+    ]
+    md += ["![metrics per variant](metrics.png)", ""]
+    md += _samples_section(cfg, samples, missing_models)
+    md += _diversity_section(div, missing_models)
+    have = {v: p for v, p in curves.items() if p.is_file()}
+    md += ["## Training curves", ""]
+    if not have:
+        md += ["No `live/<variant>/curves.png` found.", ""]
+    for v, p in have.items():
+        md += [f"### {v}", "", f"![{v} training curves]({os.path.relpath(p, out_dir)})", ""]
+    return "\n".join(md)
+
+
+def _samples_section(cfg: ReportConfig, samples: list[dict], missing: list[str]) -> list[str]:
+    md = [f"## Table 3: qualitative samples ({len(samples)} val rounds, seed {cfg.seed})", ""]
+    md += [
+        f"G-MLE = `{cfg.g_mle}` (greedy); G-DIS = `{cfg.g_dis}` sampled under Gumbel noise "
+        f"z1..z{cfg.noises} (seeds {cfg.seed + 1}..{cfg.seed + cfg.noises}).",
+        "",
+    ]
+    md += [
+        f"**Missing model:** `models/{v}/best.pt` not found; its answers are left out."
+        for v in missing
+    ] + ([""] if missing else [])
+    for s in samples:
+        md += [f"**image {s['image_id']}, round {s['round_id']}** — _{s['caption']}_", ""]
+        md += [f"- Q: {s['question']}", f"- A (human): {s['answer'] or '∅'}"]
+        if "g_mle" in s:
+            md.append(f"- G-MLE: {s['g_mle'] or '∅'}")
+        for k, ans in enumerate(s.get("g_dis", []), 1):
+            md.append(f"- G-DIS (z{k}): {ans or '∅'}")
+        md.append("")
+    return md
+
+
+def _diversity_section(div: dict[str, dict], missing: list[str]) -> list[str]:
+    md = ["## Diversity of val answers", ""]
+    md += [
+        "distinct = share of different answers; distinct-1/2 = distinct uni/bigrams over all "
+        "uni/bigrams; generic = share of answers that are a generic phrase "
+        "(`report.generic`); length in tokens. `sample` = the z1 draw.",
+        "",
+    ]
+    md += [
+        "| Answers | n | distinct | distinct-1 | distinct-2 | generic | mean length |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, d in div.items():
+        md.append(
+            f"| {name} | {d['answers']} | {100 * d['distinct_share']:.1f}% | "
+            f"{d['distinct_1']:.3f} | {d['distinct_2']:.3f} | {100 * d['generic']:.1f}% | "
+            f"{d['mean_length']:.2f} |"
+        )
+    if missing:
+        md.append(f"\nNo rows for {', '.join(missing)} (model missing).")
+    md += ["", "![diversity](diversity.png)", ""]
+    return md

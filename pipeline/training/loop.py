@@ -1,0 +1,208 @@
+"""The training loop shared by every model: epochs, resume, validation, DDP, dvclive, curves.
+
+A model's ``forward(batch)`` returns ``(loss_sum, count)``; the loss that is backpropagated is
+``loss_sum * world / global_count``, so DistributedDataParallel's gradient *mean* over ranks is
+exactly the gradient of the mean over the global batch — K processes with batch B/K train like one
+process with batch B.
+
+Resume: after every epoch ``<resume_dir>/<fingerprint>/last.pt`` holds the weights, the optimizer,
+the epoch and the metric history. The fingerprint hashes everything that determines training —
+the model and loop settings, and the digests of the input data (``inputs``) — so a rerun with
+the same fingerprint continues after the last finished epoch, and a changed param or input never
+resumes stale state. The resume directory lies outside the stage's DVC outputs (the stages use
+``.resume/<stage>``, gitignored): no output is ``persist``, so DVC's run-cache can restore a
+finished stage instead of rerunning it. State of other fingerprints is removed when a run
+starts. Every epoch reseeds the RNGs from ``(seed, epoch)`` and shuffles with the same seed, so
+an interrupted-and-resumed CPU run ends with the same weights as an uninterrupted one. The
+dvclive log is rebuilt from the checkpoint history, so it never has gaps or repeated steps after
+an interruption.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from pipeline.atomic import atomic_path
+from pipeline.config import PretrainConfig
+from pipeline.plots import plot_curves
+from pipeline.progress import progress_bar
+from pipeline.runtime import Dist, autocast, seed_everything
+
+SELECT_BY = "mrr"  # validation metric that picks best.pt
+
+
+@dataclass
+class RunFiles:
+    """Where one variant's training writes: resumable state, final models, dvclive log."""
+
+    resume_dir: Path  # resumable state, <resume_dir>/<fingerprint>/ (not a DVC output)
+    out_dir: Path  # best.pt, last.pt (DVC-cached)
+    live_dir: Path  # dvclive metrics + plots, curves.png
+
+
+@dataclass
+class Trainer:
+    model: nn.Module
+    cfg: PretrainConfig
+    files: RunFiles
+    meta: dict  # saved with the weights; must match to load them
+    inputs: dict  # digests of the input data (``pipeline.data.loaders.data_digest``)
+    train_batches: Callable[[int], object]  # epoch -> iterable of DialogBatch
+    validate: Callable[[nn.Module], dict]  # model -> metrics on the val split
+    device: torch.device = torch.device("cpu")
+    dist: Dist = field(default_factory=Dist)
+    progress: bool = True
+    # Optional hooks (knowledge transfer, ``pipeline.training.transfer``); None: plain training.
+    after_step: Callable[[object, torch.optim.Optimizer], None] | None = None  # (batch, opt)
+    epoch_stats: Callable[[], dict] | None = None  # extra train metrics of the finished epoch
+    export: Callable[[dict], dict[Path, dict]] | None = None  # state -> {out_dir: state}
+
+    def fingerprint(self) -> str:
+        """What determines the weights after epoch k (not ``epochs``: more epochs resume)."""
+        cfg = dataclasses.replace(self.cfg, epochs=0, workers=0)
+        blob = {"meta": self.meta, "cfg": repr(cfg), "inputs": self.inputs}
+        text = json.dumps(blob, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def state_dir(self) -> Path:
+        """This run's resumable state: ``<resume_dir>/<fingerprint>``."""
+        return self.files.resume_dir / self.fingerprint()
+
+    def run(self) -> list[dict]:
+        """Train to ``cfg.epochs`` (resuming when possible); returns the per-epoch history."""
+        autocast(self.device, self.cfg.precision)  # a bad value fails before any work
+        model = self.model.to(self.device)
+        optimizer = torch.optim.Adam(
+            model.parameters(), lr=self.cfg.lr, betas=(self.cfg.beta1, 0.999)
+        )
+        start, history, best = self._resume(model, optimizer)
+        wrapped = DistributedDataParallel(model) if self.dist.enabled else model
+        for epoch in range(start, self.cfg.epochs):
+            self._set_lr(optimizer, epoch)
+            seed_everything(self.cfg.seed * 1000 + epoch)
+            train_loss = self._epoch(wrapped, optimizer, epoch)
+            metrics = {"epoch": epoch + 1, "train_loss": train_loss}
+            if self.epoch_stats is not None:
+                metrics |= self.epoch_stats()
+            if self.dist.main:
+                metrics |= {f"val_{k}": v for k, v in self.validate(model).items()}
+                history.append(metrics)
+                if best is None or metrics[f"val_{SELECT_BY}"] > best:
+                    best = metrics[f"val_{SELECT_BY}"]
+                    self._save(self.state_dir / "best.pt", model, None, epoch, history, best)
+                self._save(self.state_dir / "last.pt", model, optimizer, epoch, history, best)
+                self._log_live(history)
+            self.dist.barrier()
+        if self.dist.main:
+            self._publish(history)
+        return history
+
+    # ---- one epoch --------------------------------------------------------------------------
+    def _epoch(self, model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int) -> float:
+        model.train()
+        batches = self.train_batches(epoch)
+        total, units = 0.0, 0.0
+        label = f"{self.meta.get('variant', 'train')} epoch {epoch + 1}/{self.cfg.epochs}"
+        with progress_bar(
+            len(batches), label, "batch", self.progress and self.dist.main
+        ) as advance:
+            for batch in batches:
+                batch = batch.to(self.device, non_blocking=True)
+                with autocast(self.device, self.cfg.precision):
+                    loss_sum, count = model(batch)
+                global_count = self.dist.all_sum(count.detach().float()).clamp_min(1.0)
+                loss = loss_sum.float() * self.dist.world / global_count
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if self.cfg.grad_clip:
+                    nn.utils.clip_grad_norm_(model.parameters(), self.cfg.grad_clip)
+                optimizer.step()
+                if self.after_step is not None:  # e.g. the discriminator's update in GAN1/GAN2
+                    self.after_step(batch, optimizer)
+                total += float(loss_sum.detach())
+                units += float(count)
+                advance()
+        return total / max(units, 1.0)
+
+    def _set_lr(self, optimizer: torch.optim.Optimizer, epoch: int) -> None:
+        every = self.cfg.lr_decay_every
+        lr = self.cfg.lr * (self.cfg.lr_decay ** (epoch // every) if every else 1.0)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+
+    # ---- checkpoints ------------------------------------------------------------------------
+    def _save(self, path: Path, model, optimizer, epoch: int, history: list, best) -> None:
+        state = {
+            "model": model.state_dict(),
+            "meta": self.meta,
+            "fingerprint": self.fingerprint(),
+            "epoch": epoch,
+            "history": history,
+            "best": best,
+        }
+        if optimizer is not None:
+            state["optimizer"] = optimizer.state_dict()
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+
+    def _resume(self, model, optimizer) -> tuple[int, list, float | None]:
+        state_dir, last = self.state_dir, self.state_dir / "last.pt"
+        if self.dist.main and self.files.resume_dir.is_dir():  # other settings' state is stale
+            for old in self.files.resume_dir.iterdir():
+                if old != state_dir:
+                    shutil.rmtree(old) if old.is_dir() else old.unlink()
+        self.dist.barrier()
+        if last.exists():
+            state = torch.load(last, map_location=self.device, weights_only=True)
+            if state.get("fingerprint") == self.fingerprint():
+                model.load_state_dict(state["model"])
+                optimizer.load_state_dict(state["optimizer"])
+                return state["epoch"] + 1, list(state["history"]), state["best"]
+        self.dist.barrier()
+        state_dir.mkdir(parents=True, exist_ok=True)
+        return 0, [], None
+
+    def _publish(self, history: list) -> None:
+        """Copy best/last weights (without optimizer state) to the DVC output directory.
+
+        With ``export``, each checkpoint is first split into one state per output directory
+        (knowledge transfer publishes G and D of one run as two models).
+        """
+        outputs: dict[Path, dict[str, dict]] = {}
+        for name in ("best.pt", "last.pt"):
+            state = torch.load(self.state_dir / name, map_location="cpu", weights_only=True)
+            state.pop("optimizer", None)
+            state.pop("fingerprint", None)  # resume bookkeeping; keeps published files reproducible
+            split = self.export(state) if self.export else {self.files.out_dir: state}
+            for out_dir, out_state in split.items():
+                outputs.setdefault(Path(out_dir), {})[name] = out_state
+        for out_dir, states in outputs.items():
+            with atomic_path(out_dir, is_dir=True) as tmp:
+                for name, state in states.items():
+                    torch.save(state, tmp / name)
+        self._log_live(history)
+
+    # ---- dvclive ----------------------------------------------------------------------------
+    def _log_live(self, history: list) -> None:
+        from dvclive import Live  # slow to import: only when a run logs
+
+        live_dir = self.files.live_dir
+        shutil.rmtree(live_dir, ignore_errors=True)
+        with Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None) as live:
+            for row in history:
+                for key, value in row.items():
+                    if key != "epoch":
+                        live.log_metric(key, value)
+                live.next_step()
+        plot_curves(history, live_dir / "curves.png", title=self.meta.get("variant", ""))

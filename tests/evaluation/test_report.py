@@ -1,0 +1,136 @@
+"""The report stage: diversity numbers, tables, samples, missing variants and models, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from pipeline.config import ReportConfig
+from pipeline.errors import InputError
+from pipeline.evaluation.diversity import diversity
+from pipeline.evaluation.report import (
+    adversarial_table,
+    build_report,
+    check_adversarial,
+    metrics_table,
+)
+from stages.cli import app
+from tests.evaluation.test_evaluate import save_tiny, vocab_size
+
+CPU = torch.device("cpu")
+
+
+def test_diversity_on_hand_made_answers():
+    answers = [["yes"], ["yes"], ["no", "."], ["a", "red", "car"], ["a", "red", "bus"], []]
+    got = diversity(answers, generic=("Yes", "no", "i can't tell"))
+    assert got["answers"] == 6
+    assert got["distinct_answers"] == 5 and got["distinct_share"] == pytest.approx(5 / 6)
+    # unigrams: yes yes no . a red car a red bus -> 10 tokens, 7 distinct
+    assert got["distinct_1"] == pytest.approx(7 / 10)
+    # bigrams: (no .) (a red) (red car) (a red) (red bus) -> 5, 4 distinct
+    assert got["distinct_2"] == pytest.approx(4 / 5)
+    assert got["generic"] == pytest.approx(3 / 6)  # yes, yes, "no ." (final punctuation)
+    assert got["mean_length"] == pytest.approx(10 / 6)
+    assert diversity([], ())["distinct_1"] == 0.0
+
+
+def test_generic_phrases_are_tokenized():
+    assert diversity([["i", "can't", "tell"]], generic=("I can't tell.",))["generic"] == 1.0
+    assert diversity([["no", ",", "it", "is", "red"]], generic=("no",))["generic"] == 0.0
+
+
+def test_tables_print_percent_and_missing_rows():
+    metrics = {"a-g": {"mrr": 0.54667, "r@1": 0.4435, "r@5": 0.6528, "r@10": 0.7155,
+                       "mean_rank": 14.234}, "b-g": None}  # fmt: skip
+    keys = ("mrr", "r@1", "r@5", "r@10", "mean_rank")
+    table = metrics_table(metrics, ["a-g", "b-g"], keys).splitlines()
+    assert table[2] == "| a-g | 0.5467 | 44.35 | 65.28 | 71.55 | 14.23 |"
+    assert table[3].startswith("| b-g | not evaluated |")
+    row = adversarial_table(metrics, {"X": ["b-g", "a-g"]}, keys).splitlines()[2]
+    assert row == "| X | b-g | a-g | – | – | – | – | – | 0.5467 | 44.35 | 65.28 | 71.55 | 14.23 |"
+    with pytest.raises(InputError, match="report.adversarial.X"):
+        check_adversarial({"X": ["only-one"]})
+
+
+def _metrics_dir(root: Path) -> Path:
+    (root / "metrics").mkdir(parents=True)
+    m = {"mrr": 0.5, "r@1": 0.4, "r@5": 0.6, "r@10": 0.7, "mean_rank": 15.0, "count": 40}
+    (root / "metrics/hciae-g-mle.json").write_text(json.dumps(m))
+    (root / "metrics/lf-d.json").write_text(json.dumps(m | {"r@5": 0.8}))
+    return root / "metrics"
+
+
+def _build(tiny_data, root: Path, **cfg) -> dict:
+    prepared, features = tiny_data
+    return build_report(
+        ReportConfig(samples=3, batch_size=3, **cfg), prepared=prepared, features=features,
+        models_dir=root / "models", metrics_dir=root / "metrics", live_dir=root / "live",
+        out_dir=root / "report", device=CPU, progress=False,
+    )  # fmt: skip
+
+
+def test_report_renders_with_missing_variants_and_g_dis(tiny_data, tmp_path):
+    _metrics_dir(tmp_path)
+    save_tiny(tmp_path / "models/hciae-g-mle/best.pt", "hciae-g-mle", vocab_size(tiny_data[0]))
+    result = _build(tiny_data, tmp_path)
+    assert result["missing_models"] == ["hciae-g-dis"]
+    assert "hciae-g-dis" in result["missing_metrics"] and "lf-d" not in result["missing_metrics"]
+    text = (tmp_path / "report/README.md").read_text()
+    assert "`models/hciae-g-dis/best.pt` not found" in text
+    assert "| hciae-g-dis | not evaluated |" in text
+    assert "| lf-d | 0.5000 | 40.00 | 80.00 | 70.00 | 15.00 |" in text
+    samples = json.loads((tmp_path / "report/samples.json").read_text())
+    assert len(samples) == 3 and all("g_mle" in s and "g_dis" not in s for s in samples)
+    div = json.loads((tmp_path / "report/diversity.json").read_text())
+    assert set(div) == {"human", "g_mle_greedy", "g_mle_sample"}
+    assert div["human"]["answers"] == 40  # 4 val dialogs x 10 rounds
+    for png in ("metrics.png", "diversity.png"):
+        assert (tmp_path / "report" / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_report_with_g_dis_is_deterministic(tiny_data, tmp_path):
+    _metrics_dir(tmp_path)
+    n = vocab_size(tiny_data[0])
+    save_tiny(tmp_path / "models/hciae-g-mle/best.pt", "hciae-g-mle", n)
+    save_tiny(tmp_path / "models/hciae-g-dis/best.pt", "hciae-g-mle", n, variant="hciae-g-dis")
+    (tmp_path / "live/lf-d").mkdir(parents=True)
+    (tmp_path / "live/lf-d/curves.png").write_bytes(b"\x89PNG fake")
+    result = _build(tiny_data, tmp_path)
+    assert result["missing_models"] == []
+    first = (tmp_path / "report/samples.json").read_text()
+    samples = json.loads(first)
+    assert all(len(s["g_dis"]) == 3 for s in samples)
+    # the three noises give different draws somewhere (an untrained G is near uniform)
+    assert any(len(set(s["g_dis"])) > 1 for s in samples)
+    text = (tmp_path / "report/README.md").read_text()
+    assert "![lf-d training curves](../live/lf-d/curves.png)" in text
+    assert "- G-DIS (z3):" in text
+    _build(tiny_data, tmp_path)
+    assert (tmp_path / "report/samples.json").read_text() == first
+
+
+PATHS = ["--models", "models", "--metrics", "metrics", "--live", "live",
+         "--prepared", "data/prepared", "--features", "data/features",
+         "--out", "report"]  # fmt: skip
+
+
+def test_cli_report_without_prepared_data_is_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["report", *PATHS])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "error: data/prepared/vocab.json: vocabulary file not found"
+
+
+def test_cli_report_notes_missing_pieces(tiny_data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    prepared, features = tiny_data
+    args = ["report", *PATHS[:6], "--prepared", str(prepared), "--features", str(features),
+            "--out", "report"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "missing models: hciae-g-mle, hciae-g-dis" in result.stdout
+    assert (tmp_path / "report/README.md").is_file()

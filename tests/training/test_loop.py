@@ -1,0 +1,168 @@
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from pipeline.config import ModelConfig, TrainDConfig, TrainGConfig
+from pipeline.errors import InputError
+from pipeline.models.checkpoint import load_checkpoint
+from pipeline.runtime import autocast, cpu_has_bf16
+from pipeline.training.loop import RunFiles
+from pipeline.training.pretrain import pretrain
+from tests.conftest import REPO
+
+MODEL = ModelConfig(embed_dim=16, hidden=24, dropout=0.1)
+
+
+def _files(root: Path, name: str) -> RunFiles:
+    return RunFiles(root / ".resume" / name, root / "models" / name, root / "live" / name)
+
+
+def _state_dirs(files: RunFiles) -> list[Path]:
+    return sorted(files.resume_dir.iterdir())
+
+
+def _weights(path: Path) -> dict:
+    return load_checkpoint(path)["model"]
+
+
+def test_outputs_history_and_live_log(tiny_data, tmp_path):
+    prepared, features = tiny_data
+    cfg = TrainDConfig(epochs=2, batch_size=4, negatives=9, device="cpu")
+    files = _files(tmp_path, "hciae-d-np-att")
+    history = pretrain("hciae-d-np-att", cfg, MODEL, prepared, features, files, progress=False)
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert {"train_loss", "val_mrr", "val_r@1", "val_r@5", "val_r@10", "val_mean_rank"} <= set(
+        history[0]
+    )
+    assert (files.out_dir / "best.pt").exists() and (files.out_dir / "last.pt").exists()
+    assert "optimizer" not in load_checkpoint(files.out_dir / "last.pt")
+    assert (files.live_dir / "metrics.json").exists() and (files.live_dir / "curves.png").exists()
+    tsv = (files.live_dir / "plots" / "metrics" / "val_mrr.tsv").read_text().splitlines()
+    assert len(tsv) == 3  # header + one row per epoch
+
+
+def test_resume_after_interruption_gives_identical_weights(tiny_data, tmp_path, monkeypatch):
+    prepared, features = tiny_data
+    cfg = TrainGConfig(epochs=3, batch_size=4, device="cpu")
+    straight = _files(tmp_path / "a", "hciae-g-mle")
+    pretrain("hciae-g-mle", cfg, MODEL, prepared, features, straight, progress=False)
+
+    import pipeline.training.loop as train_module
+
+    real_epoch = train_module.Trainer._epoch
+
+    def dies_in_epoch_2(self, model, optimizer, epoch):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        return real_epoch(self, model, optimizer, epoch)
+
+    resumed = _files(tmp_path / "b", "hciae-g-mle")
+    monkeypatch.setattr(train_module.Trainer, "_epoch", dies_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain("hciae-g-mle", cfg, MODEL, prepared, features, resumed, progress=False)
+    (state_dir,) = _state_dirs(resumed)
+    assert load_checkpoint(state_dir / "last.pt")["epoch"] == 0
+    monkeypatch.setattr(train_module.Trainer, "_epoch", real_epoch)
+    history = pretrain("hciae-g-mle", cfg, MODEL, prepared, features, resumed, progress=False)
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    a, b = _weights(straight.out_dir / "last.pt"), _weights(resumed.out_dir / "last.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_changed_settings_restart_instead_of_resuming(tiny_data, tmp_path):
+    prepared, features = tiny_data
+    files = _files(tmp_path, "lf-g")
+    first = pretrain("lf-g", TrainGConfig(epochs=2, batch_size=4, device="cpu"), MODEL, prepared,
+                     features, files, progress=False)  # fmt: skip
+    (old_state,) = _state_dirs(files)
+    other_lr = TrainGConfig(epochs=2, batch_size=4, lr=1e-3, device="cpu")
+    again = pretrain("lf-g", other_lr, MODEL, prepared, features, files, progress=False)
+    # A wrongful resume would return the finished run's history as it is.
+    assert [row["epoch"] for row in again] == [1, 2]
+    assert again[0]["train_loss"] != first[0]["train_loss"]
+    assert _state_dirs(files) != [old_state] and len(_state_dirs(files)) == 1  # old state gone
+
+
+def test_changed_inputs_change_the_resume_key(tiny_data, tmp_path):
+    from pipeline.data.loaders import data_digest
+
+    prepared, features = tiny_data
+    before = data_digest(prepared, features, ("train", "val"))
+    copy = tmp_path / "prepared"
+    copy.mkdir()
+    for name in ("dialogs.h5", "vocab.json"):
+        (copy / name).write_bytes((prepared / name).read_bytes())
+    assert data_digest(copy, features, ("train", "val")) == before  # content, not path
+    (copy / "vocab.json").write_text((prepared / "vocab.json").read_text().replace("]", ', "x"]'))
+    assert data_digest(copy, features, ("train", "val"))["vocab.json"] != before["vocab.json"]
+
+
+def test_checkpoint_meta_mismatch_is_a_clear_error(tiny_data, tmp_path):
+    prepared, features = tiny_data
+    files = _files(tmp_path, "lf-g")
+    pretrain("lf-g", TrainGConfig(epochs=1, batch_size=4, device="cpu"), MODEL, prepared,
+             features, files, progress=False)  # fmt: skip
+    meta = dict(load_checkpoint(files.out_dir / "best.pt")["meta"], hidden=512)
+    with pytest.raises(InputError, match="hidden is 24 there, 512 here"):
+        load_checkpoint(files.out_dir / "best.pt", meta)
+
+
+def test_torchrun_two_processes_match_one_process(tiny_data, tmp_path):
+    """2 gloo processes with batch 2 each == 1 process with batch 4 (DDP averages gradients)."""
+    prepared, features = tiny_data
+    params = {
+        "model": {"embed_dim": 16, "hidden": 24, "dropout": 0.0},
+        "train_g": {"epochs": 2, "batch_size": 4, "device": "cpu"},
+    }
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    args = ["-m", "stages.train_g", "--variant", "hciae-g-mle", "--prepared", str(prepared),
+            "--features", str(features), "--out", "models/hciae-g-mle", "--live", "live/g",
+            "--resume", ".resume/g"]  # fmt: skip
+    for name, launcher in (
+        ("one", [sys.executable]),
+        ("two", [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                 "--nproc_per_node=2"]),
+    ):  # fmt: skip
+        cwd = tmp_path / name
+        cwd.mkdir()
+        (cwd / "params.yaml").write_text(yaml.safe_dump(params))
+        proc = subprocess.run([*launcher, *args], cwd=cwd, env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    one = _weights(tmp_path / "one/models/hciae-g-mle/last.pt")
+    two = _weights(tmp_path / "two/models/hciae-g-mle/last.pt")
+    for key in one:
+        torch.testing.assert_close(one[key], two[key], atol=1e-4, rtol=1e-3)
+
+
+def test_autocast_bf16_runs_on_the_cpu_and_auto_keeps_fp32(monkeypatch):
+    import pipeline.runtime
+
+    linear, x = torch.nn.Linear(4, 3), torch.randn(2, 4)
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(pipeline.runtime, "cpu_has_bf16", lambda: False)
+    with pytest.raises(InputError, match="no native bf16"):
+        autocast(cpu, "bf16")
+    monkeypatch.setattr(pipeline.runtime, "cpu_has_bf16", lambda: True)
+    with autocast(cpu, "bf16"):
+        assert linear(x).dtype == torch.bfloat16
+    for precision in ("auto", "fp32"):
+        with autocast(cpu, precision):
+            assert linear(x).dtype == torch.float32
+    with pytest.raises(InputError, match="precision 'fp16'"):
+        autocast(cpu, "fp16")
+
+
+@pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no native bf16 (AVX512-BF16/AMX)")
+def test_bf16_training_on_the_cpu_learns(tiny_data, tmp_path):
+    prepared, features = tiny_data
+    cfg = TrainGConfig(epochs=3, batch_size=4, lr=3e-3, device="cpu", precision="bf16")
+    files = _files(tmp_path, "hciae-g-mle")
+    history = pretrain("hciae-g-mle", cfg, MODEL, prepared, features, files, progress=False)
+    losses = [row["train_loss"] for row in history]
+    assert all(map(math.isfinite, losses)) and losses[-1] < losses[0]
