@@ -32,18 +32,23 @@ _Yaml12Loader.add_implicit_resolver(
 )
 
 
+def read_yaml(path: str | Path) -> object:
+    """A YAML file as DVC reads it (YAML 1.2 booleans); the one reader of ``params.yaml``."""
+    path = Path(path)
+    try:
+        return yaml.load(path.read_text(), Loader=_Yaml12Loader)  # noqa: S506 - a safe loader
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise InputError(f"{path}: not valid YAML{where}") from None
+
+
 def load_params(path: str | Path = PARAMS_FILE) -> Params:
     """Parse and validate ``path``; a missing file means all defaults."""
     path = Path(path)
     if not path.exists():
         return Params()
-    try:
-        raw = yaml.load(path.read_text(), Loader=_Yaml12Loader)  # noqa: S506 - a safe loader
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise InputError(f"{path}: not valid YAML{where}") from None
-    return Params.from_mapping(raw, str(path))
+    return Params.from_mapping(read_yaml(path), str(path))
 
 
 def with_options(cfg, section: str, **given):
