@@ -120,7 +120,7 @@ def test_sequence_lstm_reads_each_row_at_its_last_token():
 
 
 def test_build_encoder_rejects_unknown_name():
-    with pytest.raises(InputError, match="model.encoder"):
+    with pytest.raises(InputError, match="unknown encoder"):
         build_encoder("lstm", nn.Embedding(VOCAB, EMB))
 
 

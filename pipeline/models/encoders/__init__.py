@@ -1,8 +1,9 @@
 """Dialog encoders: (image, caption, dialog history, question) -> e_t for every round at once.
 
-Chosen by name (``model.encoder`` in params.yaml) from ``ENCODERS``. Each takes the shared word
-embedding and returns a (B, R, out_dim) tensor from ``forward(batch)``; round t sees the caption
-and the QA pairs of rounds < t only.
+Chosen by the first part of a variant's name (``hciae``-g-mle, ``lf``-d …; see
+``pipeline.models.variants``) from ``ENCODERS``. Each takes the shared word embedding and
+returns a (B, R, out_dim) tensor from ``forward(batch)``; round t sees the caption and the QA
+pairs of rounds < t only.
 """
 
 from __future__ import annotations
@@ -38,9 +39,7 @@ def build_encoder(
         cls = ENCODERS[name]
     except KeyError:
         choices = ", ".join(ENCODERS)
-        raise InputError(
-            f"model.encoder: unknown encoder {name!r} (choose one of {choices})"
-        ) from None
+        raise InputError(f"unknown encoder {name!r} (choose one of {choices})") from None
     return cls(embedding, hidden=hidden, img_dim=img_dim, out_dim=out_dim, dropout=dropout)
 
 
