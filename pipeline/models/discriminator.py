@@ -63,7 +63,9 @@ class DiscriminativeModel(nn.Module):
         parts = [self.answer_encoder(distinct[g, : int(length[g[0]])], length[g]) for g in groups]
         order = torch.cat(groups)  # position in ``distinct`` of each row of cat(parts)
         f = torch.cat(parts)[torch.argsort(order)]  # (U, D)
-        return f[inverse].reshape(*lengths.shape, -1)  # (..., D)
+        # index_select: its backward (index_add) sums the copies in a fixed order; advanced
+        # indexing would accumulate them with parallel atomics, not bit-reproducible on the CPU.
+        return f.index_select(0, inverse).reshape(*lengths.shape, -1)  # (..., D)
 
     def candidates(self, batch: DialogBatch) -> tuple[Tensor, Tensor, Tensor]:
         """The ground truth first, then ``negatives`` other options drawn at random per round.

@@ -1,7 +1,8 @@
 """The training objectives: N-pair (Eq. 4), perceptual (Eq. 5), option cross-entropy, token MLE.
 
-All work on flattened rounds: M = B * R rows, one per (dialog, round); ``mask`` (M,) bool selects
-the rounds that exist (``DialogBatch.round_mask.reshape(-1)``). Every loss is a mean over the
+Every loss computes in float32 whatever the autocast dtype (its inputs are cast), so bf16
+training changes the model's arithmetic, not the objective's. All work on flattened rounds:
+M = B * R rows, one per (dialog, round); ``mask`` (M,) bool selects the rounds that exist (``DialogBatch.round_mask.reshape(-1)``). Every loss is a mean over the
 selected rounds (or tokens, for MLE); an empty selection gives 0 (with a graph), not NaN.
 Scores are dot products s = e^T f(a) (paper §4.2).
 """
@@ -45,6 +46,7 @@ def npair_loss(
     authors' public code instead adds ``0.1 * (||E|| + ||F_gt|| + ||F_neg||)`` with *unsquared*
     Frobenius norms of the whole batch tensors, which grows with sqrt(batch size).
     """
+    e, f_gt, f_neg = e.float(), f_gt.float(), f_neg.float()  # fp32 under any autocast
     s_gt = (e * f_gt).sum(-1)  # (M,)
     s_neg = torch.einsum("md,mnd->mn", e, f_neg)  # (M, N)
     margins = s_neg - s_gt.unsqueeze(1)  # (M, N)
@@ -89,6 +91,7 @@ def perceptual_loss(e: Tensor, f_gt: Tensor, f_hat: Tensor, mask: Tensor | None 
 
     e, f_gt, f_hat: (M, D); f_hat = f(â) is D's embedding of G's sampled answer.
     """
+    e, f_gt, f_hat = e.float(), f_gt.float(), f_hat.float()  # fp32 under any autocast
     margin = (e * f_gt).sum(-1) - (e * f_hat).sum(-1)  # (M,)
     return _masked_mean(F.softplus(margin), mask)
 
@@ -101,6 +104,7 @@ def options_cross_entropy(
     scores (M, O), gt_index (M,); rows with ``gt_index < 0`` or ``mask`` False are ignored;
     ``options_mask`` (M, O) bool excludes (padding) options from the softmax.
     """
+    scores = scores.float()  # fp32 under any autocast
     valid = gt_index >= 0
     if mask is not None:
         valid = valid & mask
