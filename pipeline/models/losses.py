@@ -1,10 +1,11 @@
 """The training objectives: N-pair (Eq. 4), perceptual (Eq. 5), option cross-entropy, token MLE.
 
-Every loss computes in float32 whatever the autocast dtype (its inputs are cast), so bf16
-training changes the model's arithmetic, not the objective's. All work on flattened rounds:
-M = B * R rows, one per (dialog, round); ``mask`` (M,) bool selects the rounds that exist
-(``DialogBatch.round_mask.reshape(-1)``). Every loss is a mean over the selected rounds (or
-tokens, for MLE); an empty selection gives 0 (with a graph), not NaN. Scores are dot products s = e^T f(a) (paper §4.2).
+Every loss computes in float32 whatever the autocast dtype (its inputs are cast), so bf16 training
+changes the model's arithmetic, not the objective's. All work on flattened rounds: M = B * R rows,
+one per (dialog, round); ``mask`` (M,) bool selects the rounds that exist
+(``DialogBatch.round_mask.reshape(-1)``). Every loss is a mean over the selected rounds (or tokens,
+for MLE); an empty selection gives 0 (with a graph), not NaN. Scores are dot products s = e^T f(a)
+(paper §4.2).
 """
 
 from __future__ import annotations
