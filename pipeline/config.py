@@ -22,18 +22,29 @@ PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where the VisDial JSON files live. Empty ``test``/``dense`` mean "not given"."""
+    """The VisDial JSON files of each role (paper §5: 82k train, 1k val held out from train, the
+    reported test split) and the folder that holds them. ``""`` means "not given".
 
+    ``train``: what G and D are fitted on. ``val``: model selection (best epoch, early
+    stopping); ``""`` holds out ``prepare.val_from_train`` train dialogs instead. ``test``: the
+    reported split (VisDial v0.9 val, or v1.0 val with ``dense``). ``challenge``: the v1.0
+    test-std file (no answers) for the evaluation server's ranks. ``dir`` holds every one of
+    these files: it is the ``prepare`` stage's DVC dep (the stage, given ``--inside``, refuses a
+    file outside it).
+    """
+
+    dir: str = "data/demo"
     train: str = "data/demo/visdial_0.9_train.json"
-    val: str = "data/demo/visdial_0.9_val.json"
-    test: str = ""
+    val: str = ""
+    test: str = "data/demo/visdial_0.9_val.json"
+    challenge: str = ""
     dense: str = ""
     images: str = "data/demo/images"
 
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """The procedurally generated demo dataset (``pipeline/demo.py``).
+    """The procedurally generated demo dataset (``pipeline/demo/``).
 
     ``dirs`` lists where the ``demo_data`` DVC stage writes the demo (one stage per entry);
     set it to ``[]`` when running on real VisDial so the demo is not generated at all.
@@ -62,15 +73,18 @@ class PrepareConfig:
 
     min_count: int = 5
     max_len: MaxLen = field(default_factory=MaxLen)
+    val_from_train: int = 1000  # with data.val "": train dialogs held out as val (paper: 1k)
+    seed: int = 0  # which train dialogs are held out
+    allow_overlap: bool = False  # refuse an image id in two roles unless true
 
 
 def _demo_patterns() -> dict[str, str]:
-    return {"train": "demo_%012d.png", "val": "demo_%012d.png", "test": "demo_%012d.png"}
+    return {role: "demo_%012d.png" for role in ("train", "val", "test", "challenge")}
 
 
 @dataclass(frozen=True)
 class FeaturesConfig:
-    """VGG-19 pool5 image features (``pipeline/features.py``; paper §5 "Training Details").
+    """VGG-19 pool5 image features (``pipeline/features/``; paper §5 "Training Details").
 
     ``patterns`` maps a split to a printf-style file name relative to the image directory.
     """
@@ -98,7 +112,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class LoopConfig:
-    """What every training loop reads (``pipeline/train.py``): Adam, batches, seeds, device.
+    """What every training loop reads (``pipeline/training/loop.py``): Adam, batches, seeds, device.
 
     ``beta1`` 0.8 follows the authors' code; ``batch_size`` is the global batch (``torchrun``).
     """
@@ -119,13 +133,16 @@ class LoopConfig:
 class PretrainConfig(LoopConfig):
     """Pretraining of G (``train_g``) or D (``train_d``): Adam, lr 4e-4 (paper §5).
 
-    ``variants`` are names like ``hciae-g-mle`` or ``hciae-d-np-att`` (``pipeline/models.py``).
-    ``lr_decay_every`` 0 keeps the lr constant.
+    ``variants`` are names like ``hciae-g-mle`` or ``hciae-d-np-att``
+    (``pipeline/models/variants.py``). ``lr_decay_every`` 0 keeps the lr constant. ``epochs`` is
+    the most a variant trains; ``patience`` > 0 stops it earlier, that many epochs after its best
+    val epoch (best.pt is that epoch either way).
     """
 
     variants: tuple[str, ...] = ()
     lr_decay: float = 0.5
     lr_decay_every: int = 0
+    patience: int = 0  # stop after this many epochs without a better val MRR (0 = never)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,10 @@ def samples() -> Path:
 
 
 def visdial_doc(
-    dialogs: list[tuple[str, list[tuple[str, str]]]], version: str = "0.9", split: str = "train"
+    dialogs: list[tuple[str, list[tuple[str, str]]]],
+    version: str = "0.9",
+    split: str = "train",
+    first_id: int = 100,
 ) -> dict:
     """A VisDial document from ``[(caption, [(question, answer), ...]), ...]``.
 
@@ -40,7 +43,7 @@ def visdial_doc(
             dialog.append(
                 {"question": q_id[q], "answer": a_id[a], "gt_index": r, "answer_options": options}
             )
-        out.append({"image_id": 100 + n, "caption": caption, "dialog": dialog})
+        out.append({"image_id": first_id + n, "caption": caption, "dialog": dialog})
     return {
         "version": version,
         "split": split,
@@ -62,25 +65,25 @@ def write_visdial(tmp_path):
 
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> tuple[Path, Path]:
-    """(prepared dir, features dir) for 8 train / 4 val demo dialogs, with random features.
+    """(prepared dir, features dir) of demo dialogs in the paper's three roles, random features:
+    8 train and 4 val dialogs (val held out from a 12-dialog train file), 4 test dialogs.
 
-    Image features are seeded noise plus a per-image offset (no VGG run: fast), in the layout of
-    the features stage (``image_id``, ``features (N, 512, 7, 7)`` float16).
+    Image features are seeded noise (no VGG run: fast), in the layout of the features stage
+    (``image_id``, ``features (N, 512, 7, 7)`` float16).
     """
     import h5py
     import numpy as np
 
     from pipeline.config import DemoConfig, MaxLen
-    from pipeline.data.prepare import prepare
+    from pipeline.data.prepare import hold_out, prepare
     from pipeline.data.visdial import read_visdial
     from pipeline.demo.generate import generate_demo
 
     root = tmp_path_factory.mktemp("tiny")
-    generate_demo(root / "demo", DemoConfig(train_dialogs=8, val_dialogs=4))
-    files = {
-        split: read_visdial(root / "demo" / f"visdial_0.9_{split}.json")
-        for split in ("train", "val")
-    }
+    generate_demo(root / "demo", DemoConfig(train_dialogs=12, val_dialogs=4))
+    train, val = hold_out(read_visdial(root / "demo" / "visdial_0.9_train.json"), 4, seed=0)
+    test = read_visdial(root / "demo" / "visdial_0.9_val.json")
+    files = {"train": train, "val": val, "test": test}
     prepare(files, root / "prepared", min_count=1, max_len=MaxLen())
     rng = np.random.default_rng(0)
     (root / "features").mkdir()

@@ -15,8 +15,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from pipeline.atomic import atomic_path
+from pipeline.atomic import atomic_path, write_json
 from pipeline.config import MaxLen
+from pipeline.errors import InputError
 from pipeline.data.tokenize import tokenize, tokenize_question
 from pipeline.data.visdial import DenseAnnotations, VisDialFile
 from pipeline.data.vocab import Vocabulary
@@ -122,6 +123,58 @@ def write_dialogs_h5(
                 group.create_dataset(name, data=array)
 
 
+ROLES = ("train", "val", "test", "challenge")  # the groups of dialogs.h5, in this order
+
+
+def hold_out(file: VisDialFile, n: int, seed: int) -> tuple[VisDialFile, VisDialFile]:
+    """Split ``n`` dialogs off ``file``: (the rest, the ``n`` held out), each in file order.
+
+    The paper's protocol (§5): "We split the 83k into 82k for train, 1k for val". The draw is a
+    seeded permutation (numpy PCG64), so the same file, ``n`` and ``seed`` give the same split.
+    """
+    if not 0 < n < len(file):
+        raise InputError(
+            f"prepare.val_from_train = {n}: must be between 1 and {len(file) - 1} (the train file"
+            f" {file.path} has {len(file)} dialogs)"
+        )
+    held = np.zeros(len(file), bool)
+    held[np.random.default_rng(seed).permutation(len(file))[:n]] = True
+    return (
+        file.subset(np.flatnonzero(~held), file.path),
+        file.subset(np.flatnonzero(held), f"{file.path} ({n} dialogs held out, seed {seed})"),
+    )
+
+
+def check_disjoint(files: dict[str, VisDialFile]) -> None:
+    """No image may appear in two roles: VisDial v0.9 val images are part of v1.0 train, the
+    trap of training on v1.0 and testing on v0.9 val. ``InputError`` names both files."""
+    ids = {role: set(file.image_id.tolist()) for role, file in files.items()}
+    roles = list(files)
+    for i, a in enumerate(roles):
+        for b in roles[i + 1 :]:
+            shared = sorted(ids[a] & ids[b])
+            if shared:
+                first = ", ".join(map(str, shared[:5]))
+                raise InputError(
+                    f"{files[a].path} ({a}) and {files[b].path} ({b}) share {len(shared)} image"
+                    f" id(s), e.g. {first}: a model would be tested on images it saw (v0.9 val is"
+                    " part of v1.0 train); use disjoint files, or prepare.allow_overlap: true"
+                )
+
+
+def options_equal_to_answer(arrays: dict[str, np.ndarray]) -> int:
+    """Options identical (as token sequences) to their round's ground truth, the ground truth
+    itself not counted: after lower-casing, truncation and ``<unk>`` they are the same answer,
+    so D must never learn them as negatives (``DiscriminativeModel.candidates`` masks them)."""
+    pool, pool_len = arrays["answer_pool"], arrays["answer_pool_len"]
+    gt = arrays["gt_index"]  # (N, R)
+    known = (gt >= 0) & arrays["has_options"]
+    opts = arrays["options"][known]  # (M, 100) indices into the pool
+    gt_opt = np.take_along_axis(opts, gt[known][:, None], 1)  # (M, 1)
+    same = (pool[opts] == pool[gt_opt]).all(-1) & (pool_len[opts] == pool_len[gt_opt])  # (M, 100)
+    return int(same.sum() - len(opts))
+
+
 def prepare(
     files: dict[str, VisDialFile],
     out_dir: str | Path,
@@ -129,27 +182,47 @@ def prepare(
     min_count: int,
     max_len: MaxLen,
     dense: DenseAnnotations | None = None,
+    allow_overlap: bool = False,
     progress: Callable[[Iterable], Iterable] = iter,
-) -> dict[str, int]:
-    """Build ``vocab.json`` from ``files['train']`` and ``dialogs.h5`` for every split in ``files``.
+) -> dict:
+    """``vocab.json`` from ``files['train']``; ``dialogs.h5`` and ``stats.json`` for every role.
 
-    ``dense`` annotations (v1.0) are attached to the ``val`` split. Returns summary counts.
+    ``files`` maps roles (``ROLES``: train, val, test, challenge) to files; ``dense``
+    annotations (v1.0 val) belong to ``test``, the reported split. Returns the statistics.
     """
+    unknown = sorted(set(files) - set(ROLES))
+    if unknown or "train" not in files:
+        raise ValueError(f"roles must include train and be among {ROLES}, got {sorted(files)}")
+    if not allow_overlap:
+        check_disjoint(files)
     out_dir = Path(out_dir)
     vocab = Vocabulary.build(count_words(files["train"], max_len), min_count)
     groups = {
-        split: encode_split(file, vocab, max_len, dense if split == "val" else None)
-        for split, file in progress(files.items())
+        role: encode_split(file, vocab, max_len, dense if role == "test" else None)
+        for role, file in progress([(r, files[r]) for r in ROLES if r in files])
     }
     attrs = {
         "vocab_size": len(vocab),
         "min_count": min_count,
         "max_len": [max_len.caption, max_len.question, max_len.answer],
-    } | {f"source_{split}": file.path for split, file in files.items()}
+    } | {f"source_{role}": file.path for role, file in files.items()}
+    stats = {
+        "vocab_size": len(vocab),
+        "dialogs": {role: len(arrays["image_id"]) for role, arrays in groups.items()},
+        "rounds": {
+            role: int(((arrays["gt_index"] >= 0) & (arrays["answer_len"] > 0)).sum())
+            for role, arrays in groups.items()
+        },
+        "options_equal_to_answer": {
+            role: options_equal_to_answer(arrays) for role, arrays in groups.items()
+        },
+        "sources": {role: file.path for role, file in files.items()},
+    }
     write_dialogs_h5(out_dir / "dialogs.h5", groups, attrs)
     # The features stage depends on the image ids alone, so that re-tokenizing (a new
     # min_count, say) does not recompute the VGG features.
-    ids = {split: {"image_id": arrays["image_id"]} for split, arrays in groups.items()}
+    ids = {role: {"image_id": arrays["image_id"]} for role, arrays in groups.items()}
     write_dialogs_h5(out_dir / "image_ids.h5", ids, {})
     vocab.save(out_dir / "vocab.json")
-    return {"vocab_size": len(vocab)} | {split: len(file) for split, file in files.items()}
+    write_json(out_dir / "stats.json", stats)
+    return stats

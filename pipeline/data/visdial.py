@@ -42,6 +42,15 @@ class VisDialFile:
     def __len__(self) -> int:
         return len(self.image_id)
 
+    def subset(self, rows: np.ndarray, path: str) -> VisDialFile:
+        """Dialogs ``rows`` (in that order), sharing the string lists; ``path`` names it."""
+        rows = np.asarray(rows, np.int64)
+        return VisDialFile(
+            path, self.version, self.split, self.questions, self.answers, self.image_id[rows],
+            [self.caption[i] for i in rows.tolist()], self.num_rounds[rows], self.question[rows],
+            self.answer[rows], self.gt_index[rows], self.options[rows],
+        )  # fmt: skip
+
 
 @dataclass
 class DenseAnnotations:

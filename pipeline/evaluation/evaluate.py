@@ -2,15 +2,18 @@
 
 G ranks by the summed log-likelihood of each option including ``<end>``, D by e^T f(a); both
 come from ``model.score_options(batch) -> (B, R, 100)`` (one batched call per batch of dialogs,
-no loop over options). Metrics and tie handling: ``pipeline/metrics.py`` and docs/evaluation.md.
+no loop over options). Metrics and tie handling: ``pipeline/evaluation/metrics.py`` and
+docs/evaluation.md. Options identical to the ground truth stay in the list: this is VisDial's
+official protocol, and ties between them and the ground truth count by the expected rank.
 
 * :func:`retrieval_metrics` — MRR, R@1/5/10, mean rank over the rounds with a ground truth (the
   trainer's per-epoch validation).
 * :func:`evaluate_split` — the same plus NDCG on the v1.0 dense annotations when the split has
   them (``dense_round`` / ``dense_relevance`` in ``dialogs.h5``).
-* :func:`rank_test_split` — the v1.0 test submission: for every round that has options, the rank of
-  each option, ``[{"image_id", "round_id" (1-based), "ranks": [100 ints]}]``.
-* :func:`evaluate_model` — the ``evaluate`` stage: one checkpoint -> metrics JSON + test ranks.
+* :func:`rank_challenge_split` — the v1.0 test-std submission: for every round that has options,
+  the rank of each option, ``[{"image_id", "round_id" (1-based), "ranks": [100 ints]}]``.
+* :func:`evaluate_model` — the ``evaluate`` stage: one checkpoint -> test metrics JSON +
+  challenge ranks.
 """
 
 from __future__ import annotations
@@ -111,7 +114,7 @@ def evaluate_split(
 
 
 @torch.no_grad()
-def rank_test_split(
+def rank_challenge_split(
     model,
     dataset: DialogDataset,
     batch_size: int,
@@ -127,9 +130,9 @@ def rank_test_split(
     model.eval()
     a = dataset.arrays
     if "has_options" not in a:
-        raise InputError("test split lacks 'has_options' (re-run the prepare stage)")
+        raise InputError("challenge split lacks 'has_options' (re-run the prepare stage)")
     out: list[dict] = []
-    chunks = scored_chunks(model, dataset, batch_size, device, precision, progress, "test ranks")
+    chunks = scored_chunks(model, dataset, batch_size, device, precision, progress, "ranks")
     for idx, batch, scores in chunks:
         has = torch.from_numpy(a["has_options"][idx].astype(bool)) & batch.round_mask
         b_idx, r_idx = has.nonzero(as_tuple=True)  # rounds in (dialog, round) order
@@ -152,8 +155,10 @@ def evaluate_model(
     precision: str = "fp32",
     progress: bool = True,
 ) -> dict[str, float]:
-    """The ``evaluate`` stage for one checkpoint: val metrics to ``metrics_out`` (JSON) and the
-    v1.0 test ranks to ``ranks_out`` (``[]`` when ``dialogs.h5`` has no ``test`` split)."""
+    """The ``evaluate`` stage for one checkpoint: the metrics of the **test** split (the
+    reported one; model selection only ever read ``val``) to ``metrics_out`` (JSON), and the
+    evaluation-server ranks of the ``challenge`` split (v1.0 test-std) to ``ranks_out`` (``[]``
+    when ``dialogs.h5`` has none)."""
     if batch_size < 1:
         raise InputError(f"evaluate.batch_size must be >= 1, got {batch_size}")
     dev = resolve_device(device)
@@ -162,12 +167,12 @@ def evaluate_model(
     model = load_model(checkpoint).to(dev)
     label = f"evaluate {Path(checkpoint).parent.name}"
     metrics = evaluate_split(
-        model, load_data(prepared, features, "val"), batch_size, dev, precision, progress, label
+        model, load_data(prepared, features, "test"), batch_size, dev, precision, progress, label
     )
     ranks = []
-    if "test" in splits:
-        test = load_data(prepared, features, "test")
-        ranks = rank_test_split(model, test, batch_size, dev, precision, progress)
+    if "challenge" in splits:
+        challenge = load_data(prepared, features, "challenge")
+        ranks = rank_challenge_split(model, challenge, batch_size, dev, precision, progress)
     write_json(metrics_out, metrics)
     write_json(ranks_out, ranks, indent=None)
     return metrics

@@ -29,7 +29,7 @@ from pipeline.data.loaders import dialog_chunks, load_data
 from pipeline.data.vocab import Vocabulary
 from pipeline.errors import InputError
 from pipeline.evaluation.diversity import diversity
-from pipeline.models.checkpoint import load_model
+from pipeline.models.checkpoint import load_checkpoint, load_model
 from pipeline.models.decoder import Decoding, generate
 from pipeline.models.generator import GenerativeModel
 from pipeline.plots import plot_metric_bars
@@ -93,6 +93,21 @@ def adversarial_table(metrics: dict[str, dict | None], rows: dict[str, list[str]
     return "\n".join(lines)
 
 
+def selected_epochs(models_dir: Path, variants: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """``{variant: (epoch of best.pt, epochs trained)}`` for the variants that have a model.
+
+    best.pt is the epoch with the best ``val`` MRR (early stopping ends training ``patience``
+    epochs after it); the test split never takes part in the choice.
+    """
+    out = {}
+    for v in variants:
+        path = models_dir / v / "best.pt"
+        if path.is_file():
+            state = load_checkpoint(path)
+            out[v] = (int(state["epoch"]) + 1, len(state.get("history", [])))
+    return out
+
+
 def check_adversarial(rows: dict) -> dict[str, list[str]]:
     for name, pair in rows.items():
         if not (isinstance(pair, list | tuple) and len(pair) == 2):
@@ -116,7 +131,7 @@ def generate_answers(
     progress: bool = False,
     label: str = "generate",
 ) -> dict[str, list[list[str]]]:
-    """Greedy answers and ``noises`` sampled ones (``z1`` ..) for every val round with a ground
+    """Greedy answers and ``noises`` sampled ones (``z1`` ..) for every test round with a ground
     truth, in (dialog, round) order: ``{"greedy": [tokens, ...], "z1": [...], ...}``."""
     model.eval()
     gens = [torch.Generator(device).manual_seed(seed + i) for i in range(1, noises + 1)]
@@ -137,7 +152,7 @@ def generate_answers(
 
 
 def human_rounds(dataset: DialogDataset, vocab: Vocabulary) -> list[dict]:
-    """Every val round with a ground truth, in (dialog, round) order: ids, caption, Q, A."""
+    """Every test round with a ground truth, in (dialog, round) order: ids, caption, Q, A."""
     a = dataset.arrays
     out = []
     for d in range(len(dataset)):
@@ -195,8 +210,8 @@ def build_report(
     variants = list(dict.fromkeys([*cfg.generative, *cfg.discriminative, *paired]))
     metrics = load_metrics(metrics_dir, variants)
     vocab = Vocabulary.load(prepared / "vocab.json")
-    val = load_data(prepared, features, "val")
-    rounds = human_rounds(val, vocab)
+    test = load_data(prepared, features, "test")  # the reported split
+    rounds = human_rounds(test, vocab)
     generated, missing_models = {}, []
     for role, variant in (("G-MLE", cfg.g_mle), ("G-DIS", cfg.g_dis)):
         model = _load_g(models_dir, variant, device)
@@ -205,7 +220,7 @@ def build_report(
             continue
         generated[role] = generate_answers(
             model,
-            val,
+            test,
             vocab,
             noises=cfg.noises,
             seed=cfg.seed,
@@ -236,9 +251,9 @@ def build_report(
     keys = METRIC_KEYS + (("ndcg",) if any("ndcg" in m for m in present.values()) else ())
     bars = ("mrr", "r@1", "r@5", "r@10", *keys[5:])
     with atomic_path(out_dir / "metrics.png") as tmp:
-        plot_metric_bars(present, tmp, bars, "val retrieval metrics per variant")
+        plot_metric_bars(present, tmp, bars, "test retrieval metrics per variant")
     with atomic_path(out_dir / "diversity.png") as tmp:
-        plot_metric_bars(div, tmp, DIVERSITY_KEYS, "diversity of val answers")
+        plot_metric_bars(div, tmp, DIVERSITY_KEYS, "diversity of test answers")
     write_json(out_dir / "samples.json", samples)
     write_json(out_dir / "diversity.json", div)
     text = render_markdown(
@@ -250,6 +265,7 @@ def build_report(
         div,
         missing_models,
         curves={v: live_dir / v / "curves.png" for v in variants},
+        selection=selected_epochs(models_dir, variants),
         out_dir=out_dir,
     )
     with atomic_path(out_dir / "README.md") as tmp:
@@ -271,10 +287,12 @@ def render_markdown(
     missing_models: list[str],
     curves: dict[str, Path],
     out_dir: Path,
+    selection: dict[str, tuple[int, int]] | None = None,
 ) -> str:
     md = ["# Report: Best of Both Worlds on this data", ""]
     md += [
-        "Validation split. R@k in percent (the JSON files hold fractions); MRR in [0, 1]; "
+        "Test split (model selection read only the val split). R@k in percent (the JSON "
+        "files hold fractions); MRR in [0, 1]; "
         "Mean = mean rank of the ground truth among 100 options (ties: expected rank, "
         "see docs/evaluation.md).",
         "",
@@ -304,6 +322,10 @@ def render_markdown(
         "",
     ]
     md += ["![metrics per variant](metrics.png)", ""]
+    if selection:
+        md += ["## Model selection", "", "best.pt = the epoch with the best val MRR.", ""]
+        md += ["| Model | selected epoch | epochs trained |", "| --- | ---: | ---: |"]
+        md += [f"| {v} | {best} | {n} |" for v, (best, n) in selection.items()] + [""]
     md += _samples_section(cfg, samples, missing_models)
     md += _diversity_section(div, missing_models)
     have = {v: p for v, p in curves.items() if p.is_file()}
@@ -316,7 +338,7 @@ def render_markdown(
 
 
 def _samples_section(cfg: ReportConfig, samples: list[dict], missing: list[str]) -> list[str]:
-    md = [f"## Table 3: qualitative samples ({len(samples)} val rounds, seed {cfg.seed})", ""]
+    md = [f"## Table 3: qualitative samples ({len(samples)} test rounds, seed {cfg.seed})", ""]
     md += [
         f"G-MLE = `{cfg.g_mle}` (greedy); G-DIS = `{cfg.g_dis}` sampled under Gumbel noise "
         f"z1..z{cfg.noises} (seeds {cfg.seed + 1}..{cfg.seed + cfg.noises}).",
@@ -338,7 +360,7 @@ def _samples_section(cfg: ReportConfig, samples: list[dict], missing: list[str])
 
 
 def _diversity_section(div: dict[str, dict], missing: list[str]) -> list[str]:
-    md = ["## Diversity of val answers", ""]
+    md = ["## Diversity of test answers", ""]
     md += [
         "distinct = share of different answers; distinct-1/2 = distinct uni/bigrams over all "
         "uni/bigrams; generic = share of answers that are a generic phrase "

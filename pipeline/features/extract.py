@@ -39,7 +39,7 @@ from pipeline.features.images import IMAGENET_MEAN, IMAGENET_STD, load_uint8, no
 from pipeline.progress import progress_bar
 from pipeline.runtime import Dist, autocast, effective_precision, init_distributed
 
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test", "challenge")  # the roles of dialogs.h5
 TODO, DONE, BAD = 0, 1, 2  # per-image status bytes in the partial files
 
 

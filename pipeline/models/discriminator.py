@@ -70,7 +70,10 @@ class DiscriminativeModel(nn.Module):
     def candidates(self, batch: DialogBatch) -> tuple[Tensor, Tensor, Tensor]:
         """The ground truth first, then ``negatives`` other options drawn at random per round.
 
-        Returns tokens (M, 1+K, La), lengths (M, 1+K) and the option positions (M, 1+K).
+        Returns tokens (M, 1+K, La), lengths (M, 1+K) and the option positions (M, 1+K). A drawn
+        option that is the ground truth's answer as tokens (VisDial lists some twice, up to case,
+        punctuation, truncation or ``<unk>``) gets length 0, like an empty option: the losses
+        never use either as a negative.
         """
         b, r, o, la = batch.options.shape
         m = b * r
@@ -83,7 +86,9 @@ class DiscriminativeModel(nn.Module):
         options = batch.options.reshape(m, o, la)
         tokens = options.gather(1, positions.unsqueeze(-1).expand(-1, -1, la))  # (M, 1+K, La)
         lengths = batch.options_len.reshape(m, o).gather(1, positions)  # (M, 1+K)
-        return tokens, lengths, positions
+        same = (tokens == tokens[:, :1]).all(-1) & (lengths == lengths[:, :1])  # (M, 1+K)
+        same[:, 0] = False
+        return tokens, lengths.masked_fill(same, 0), positions
 
     def loss_terms(self, e: Tensor, batch: DialogBatch) -> tuple[Tensor, Tensor]:
         """Summed per-round loss (N-pair Eq. 4 or option cross-entropy) and the round count."""
@@ -97,7 +102,7 @@ class DiscriminativeModel(nn.Module):
             mean = npair_loss(e, f_gt, f_neg, neg_mask, l2=self.l2, mask=mask)
         else:
             scores = torch.einsum("md,mkd->mk", e, f)  # (M, 1+K)
-            mean = ce_loss(scores, zeros, mask=mask)
+            mean = ce_loss(scores, zeros, mask=mask, options_mask=lengths > 0)
         return mean * count, count
 
     def forward(self, batch: DialogBatch) -> tuple[Tensor, Tensor]:

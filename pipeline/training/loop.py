@@ -68,8 +68,11 @@ class Trainer:
     export: Callable[[dict], dict[Path, dict]] | None = None  # state -> {out_dir: state}
 
     def fingerprint(self) -> str:
-        """What determines the weights after epoch k (not ``epochs``: more epochs resume)."""
+        """What determines the weights after epoch k (not ``epochs`` or ``patience``: a longer
+        run resumes a shorter one)."""
         cfg = dataclasses.replace(self.cfg, epochs=0, workers=0)
+        if hasattr(cfg, "patience"):  # when to stop, not what an epoch computes
+            cfg = dataclasses.replace(cfg, patience=0)
         blob = {"meta": self.meta, "cfg": repr(cfg), "inputs": self.inputs}
         text = json.dumps(blob, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -89,6 +92,8 @@ class Trainer:
         start, history, best = self._resume(model, optimizer)
         wrapped = DistributedDataParallel(model) if self.dist.enabled else model
         for epoch in range(start, self.cfg.epochs):
+            if self._stop_early(history):
+                break
             self._set_lr(optimizer, epoch)
             seed_everything(self.cfg.seed * 1000 + epoch)
             train_loss = self._epoch(wrapped, optimizer, epoch)
@@ -107,6 +112,22 @@ class Trainer:
         if self.dist.main:
             self._publish(history)
         return history
+
+    def _stop_early(self, history: list[dict]) -> bool:
+        """Early stopping: ``patience`` epochs after the best val epoch without a better one.
+
+        Decided on rank 0 (which validates) and shared with every rank.
+        """
+        patience = getattr(self.cfg, "patience", 0)
+        stop = False
+        if patience and self.dist.main and history:
+            scores = [row[f"val_{SELECT_BY}"] for row in history]
+            best_at = scores.index(max(scores))  # the first best, as best.pt keeps it
+            stop = len(history) - 1 - best_at >= patience
+        if self.dist.enabled:
+            flag = torch.tensor([float(stop)], device=self.device)
+            stop = bool(self.dist.all_sum(flag).item() > 0)
+        return stop
 
     # ---- one epoch --------------------------------------------------------------------------
     def _epoch(self, model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int) -> float:

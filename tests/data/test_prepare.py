@@ -1,11 +1,14 @@
+import json
+
 import h5py
 import numpy as np
 import pytest
 
 from pipeline.config import MaxLen
-from pipeline.data.prepare import count_words, prepare
+from pipeline.data.prepare import count_words, hold_out, prepare
 from pipeline.data.visdial import read_dense, read_visdial
 from pipeline.data.vocab import UNK_ID, Vocabulary
+from pipeline.errors import InputError
 from tests.conftest import visdial_doc
 
 # "red" appears 5 times in train (in, min_count=5), "blue" 4 times (out), "green" only in val.
@@ -20,7 +23,7 @@ VAL = [("green ball", [("is it green", "green")])]
 def prepared(tmp_path, write_visdial):
     files = {
         "train": read_visdial(write_visdial("train.json", visdial_doc(TRAIN))),
-        "val": read_visdial(write_visdial("val.json", visdial_doc(VAL, split="val"))),
+        "val": read_visdial(write_visdial("val.json", visdial_doc(VAL, split="val", first_id=200))),
     }
     prepare(files, tmp_path / "out", min_count=5, max_len=MaxLen(24, 16, 8))
     return tmp_path / "out"
@@ -89,10 +92,51 @@ def test_real_samples_with_dense(tmp_path, samples):
         "val": read_visdial(samples / "visdial_1.0_val_vispro.json"),
     }
     dense = read_dense(samples / "visdial_1.0_val_dense_annotations_vispro.json")
-    summary = prepare(files, tmp_path, min_count=5, max_len=MaxLen(), dense=dense)
-    assert summary["val"] == 76
+    files["test"] = files.pop("val")  # the dense annotations belong to the reported split
+    summary = prepare(files, tmp_path, min_count=5, max_len=MaxLen(), dense=dense,
+                      allow_overlap=True)  # the two sample files share 8 images  # fmt: skip
+    assert summary["dialogs"]["test"] == 76
     with h5py.File(tmp_path / "dialogs.h5", "r") as h5:
-        rounds = h5["val/dense_round"][:]
+        rounds = h5["test/dense_round"][:]
         assert (rounds >= 0).sum() == len(dense.image_id)
-        assert h5["val/dense_relevance"].shape == (76, 100)
-        assert h5["val/answer_pool"].shape == (34821, 8)
+        assert h5["test/dense_relevance"].shape == (76, 100)
+        assert h5["test/answer_pool"].shape == (34821, 8)
+
+
+def test_real_samples_overlap_is_refused_naming_both_files(tmp_path, samples):
+    train = read_visdial(samples / "visdial_1.0_val_crowdsourced.json")
+    test = read_visdial(samples / "visdial_1.0_val_vispro.json")
+    with pytest.raises(InputError) as err:
+        prepare({"train": train, "test": test}, tmp_path, min_count=5, max_len=MaxLen())
+    message = str(err.value)
+    assert "\n" not in message and "share 8 image id(s)" in message
+    assert train.path in message and test.path in message and "allow_overlap" in message
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_hold_out_is_seeded_disjoint_and_leaves_train(tmp_path, samples):
+    file = read_visdial(samples / "visdial_1.0_val_crowdsourced.json")
+    rest, held = hold_out(file, 10, seed=3)
+    again_rest, again_held = hold_out(file, 10, seed=3)
+    assert list(held.image_id) == list(again_held.image_id)  # deterministic
+    assert list(hold_out(file, 10, seed=4)[1].image_id) != list(held.image_id)
+    assert len(held) == 10 and len(rest) == len(file) - 10
+    assert not set(held.image_id.tolist()) & set(rest.image_id.tolist())
+    assert sorted([*held.image_id.tolist(), *rest.image_id.tolist()]) == sorted(file.image_id.tolist())
+    row = {int(i): k for k, i in enumerate(file.image_id)}
+    k = row[int(held.image_id[0])]  # the held-out dialog keeps its rounds
+    assert (held.question[0] == file.question[k]).all() and held.caption[0] == file.caption[k]
+    for n in (0, len(file)):
+        with pytest.raises(InputError, match="val_from_train"):
+            hold_out(file, n, seed=0)
+
+
+def test_options_equal_to_the_answer_are_counted(tmp_path, write_visdial):
+    doc = visdial_doc([("a cat", [("is it big", "Yes"), ("color", "black")])])
+    doc["data"]["answers"] += ["yes.", "YES"]  # "yes." differs by a token, "YES" does not
+    for rnd in doc["data"]["dialogs"][0]["dialog"]:
+        rnd["answer_options"][-2:] = [len(doc["data"]["answers"]) - 2, len(doc["data"]["answers"]) - 1]
+    stats = prepare({"train": read_visdial(write_visdial("t.json", doc))}, tmp_path,
+                    min_count=1, max_len=MaxLen())  # fmt: skip
+    assert stats["options_equal_to_answer"] == {"train": 1}  # "YES" in the round answered "Yes"
+    assert json.loads((tmp_path / "stats.json").read_text()) == stats

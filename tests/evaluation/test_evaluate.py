@@ -21,7 +21,7 @@ from pipeline.data.visdial import read_visdial
 from pipeline.evaluation.evaluate import (
     evaluate_model,
     evaluate_split,
-    rank_test_split,
+    rank_challenge_split,
     retrieval_metrics,
 )
 from pipeline.models.variants import build_model, model_meta
@@ -108,15 +108,19 @@ def test_metrics_file_matches_trainer_validation(tiny_data, tmp_path):
     prepared, features = tiny_data
     ckpt = save_tiny(tmp_path / "models/hciae-d-np-att/best.pt", "hciae-d-np-att",
                      vocab_size(prepared))  # fmt: skip
-    out, ranks_out = tmp_path / "metrics/x.json", tmp_path / "predictions/x_test_ranks.json"
+    out, ranks_out = tmp_path / "metrics/x.json", tmp_path / "predictions/x_ranks.json"
     got = evaluate_model(ckpt, prepared, features, out, ranks_out, batch_size=3, progress=False)
     assert json.loads(out.read_text()) == got and set(got) == KEYS
-    assert json.loads(ranks_out.read_text()) == []  # no test split
+    assert json.loads(ranks_out.read_text()) == []  # no challenge split
     from pipeline.models.checkpoint import load_model
 
     model = load_model(ckpt)
-    loader = batches(load_data(prepared, features, "val"), 4, shuffle=False)
+    loader = batches(load_data(prepared, features, "test"), 4, shuffle=False)  # the reported one
     assert retrieval_metrics(model, loader, CPU) == pytest.approx(got)
+    val = retrieval_metrics(
+        model, batches(load_data(prepared, features, "val"), 4, shuffle=False), CPU
+    )
+    assert val != pytest.approx(got)
 
 
 @pytest.fixture(scope="module")
@@ -135,10 +139,10 @@ def v1_test_data(tmp_path_factory):
         del dialog["dialog"][-1]["answer"], dialog["dialog"][-1]["gt_index"]
     files = {}
     for split, doc in (("train", visdial_doc(dialogs)), ("val", visdial_doc(dialogs)),
-                       ("test", test_doc)):  # fmt: skip
+                       ("test", visdial_doc(dialogs)), ("challenge", test_doc)):  # fmt: skip
         (root / f"{split}.json").write_text(json.dumps(doc))
         files[split] = read_visdial(root / f"{split}.json")
-    prepare(files, root / "prepared", min_count=1, max_len=MaxLen())
+    prepare(files, root / "prepared", min_count=1, max_len=MaxLen(), allow_overlap=True)
     (root / "features").mkdir()
     for split, file in files.items():
         with h5py.File(root / "features" / f"{split}.h5", "w") as h5:
@@ -147,10 +151,10 @@ def v1_test_data(tmp_path_factory):
     return root / "prepared", root / "features"
 
 
-def test_test_split_ranks_in_server_format(v1_test_data, tmp_path):
+def test_challenge_split_ranks_in_server_format(v1_test_data, tmp_path):
     prepared, features = v1_test_data
-    test = load_data(prepared, features, "test")
-    got = rank_test_split(FixedScores(), test, batch_size=1, device=CPU)
+    challenge = load_data(prepared, features, "challenge")
+    got = rank_challenge_split(FixedScores(), challenge, batch_size=1, device=CPU)
     assert [(x["image_id"], x["round_id"]) for x in got] == [(150, 3), (151, 2)]
     assert all(x["ranks"] == list(range(1, 101)) for x in got)  # option o scores -o
 
@@ -183,8 +187,8 @@ def test_cli_writes_metrics_and_ranks(tiny_data, tmp_path, monkeypatch):
     save_tiny(tmp_path / "models/lf-g/best.pt", "lf-g", vocab_size(prepared))
     args = ["evaluate", "--model", "models/lf-g/best.pt", "--prepared", str(prepared),
             "--features", str(features), "--metrics", "metrics/lf-g.json",
-            "--ranks", "predictions/lf-g_test_ranks.json"]  # fmt: skip
+            "--ranks", "predictions/lf-g_challenge_ranks.json"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert set(json.loads((tmp_path / "metrics/lf-g.json").read_text())) == KEYS
-    assert (tmp_path / "predictions/lf-g_test_ranks.json").read_text().strip() == "[]"
+    assert (tmp_path / "predictions/lf-g_challenge_ranks.json").read_text().strip() == "[]"

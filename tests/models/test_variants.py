@@ -97,3 +97,55 @@ def test_distinct_answer_encoding_equals_direct_encoding(batch):
         model.encode(batch), batch.options.flatten(0, 1), batch.options_len.flatten(0, 1)
     )  # (B*R, O)
     torch.testing.assert_close(model.score_options(batch).flatten(0, 1), direct)
+
+
+def _with_copy_and_empty(batch):
+    """Only round (0, 0), in which option 5 is a copy of the ground truth's tokens and option 6
+    is empty (one round alone: an extra negative moves its loss by ~1 %)."""
+    import dataclasses
+
+    options, options_len = batch.options.clone(), batch.options_len.clone()
+    gt = int(batch.gt_index[0, 0])
+    assert gt not in (5, 6)
+    options[0, 0, 5], options_len[0, 0, 5] = options[0, 0, gt], options_len[0, 0, gt]
+    options[0, 0, 6], options_len[0, 0, 6] = 0, 0
+    num_rounds = torch.zeros_like(batch.num_rounds)
+    num_rounds[0] = 1
+    return dataclasses.replace(
+        batch, options=options, options_len=options_len, num_rounds=num_rounds
+    )
+
+
+@pytest.mark.parametrize("loss", ["np", "mle"])
+def test_d_loss_never_uses_a_copy_of_the_answer_or_an_empty_option(batch, loss):
+    """D's loss on a batch equals a direct N-pair / cross-entropy over the real negatives."""
+    import torch.nn.functional as F
+
+    b = _with_copy_and_empty(batch)
+    torch.manual_seed(0)
+    model = DiscriminativeModel(Variant.parse(f"hciae-d-{loss}"), 200, CFG, negatives=99).eval()
+    torch.manual_seed(1)
+    loss_sum, count = model(b)
+    with torch.no_grad():  # with all 99 negatives drawn, the draw's order does not matter
+        e = model.encode(b)  # (M, D)
+        m, o, la = b.options.reshape(-1, 100, b.options.shape[-1]).shape
+        opts, lens = b.options.reshape(m, o, la), b.options_len.reshape(m, o)
+        f = model.encode_answers(opts, lens)  # (M, 100, D)
+    gt = b.gt_index.reshape(-1)
+    keep = (b.round_mask & (b.answer_len > 0)).reshape(-1)
+    total = 0.0
+    for i in torch.nonzero(keep).squeeze(1).tolist():
+        same = (opts[i] == opts[i, gt[i]]).all(-1) & (lens[i] == lens[i, gt[i]])
+        real = (lens[i] > 0) & ~same
+        real[gt[i]] = False
+        scores = f[i] @ e[i]  # (100,)
+        if loss == "np":
+            margins = scores[real] - scores[gt[i]]
+            total += float(torch.logsumexp(torch.cat([torch.zeros(1), margins]), 0))
+            neg_sq = (f[i][real] ** 2).sum(-1).mean()
+            total += model.l2 * float((e[i] ** 2).sum() + (f[i, gt[i]] ** 2).sum() + neg_sq)
+        else:
+            pool = torch.cat([scores[gt[i]].view(1), scores[real]])
+            total += float(F.cross_entropy(pool.view(1, -1), torch.zeros(1, dtype=torch.long)))
+    assert int(count) == int(keep.sum())
+    assert int(count) == 1 and float(loss_sum.detach()) == pytest.approx(total, rel=1e-5)

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -183,3 +184,38 @@ def test_two_trainings_give_byte_identical_checkpoints(tiny_data, tmp_path, vari
     for name in ("best.pt", "last.pt"):
         a, b = ((files.out_dir / name).read_bytes() for files in runs)
         assert a == b, name
+
+
+def test_model_selection_never_reads_the_test_split(tiny_data, tmp_path):
+    """Make the test split worthless — every option a copy of the ground truth — and the
+    chosen checkpoints are byte-identical, while evaluate drops to exactly chance on it."""
+    import shutil
+
+    import h5py
+
+    from pipeline.evaluation.evaluate import evaluate_model
+
+    prepared, features = tiny_data
+    broken = tmp_path / "prepared"
+    shutil.copytree(prepared, broken)
+    with h5py.File(broken / "dialogs.h5", "r+") as h5:
+        options, gt = h5["test/options"][()], h5["test/gt_index"][()]  # (N, R, 100), (N, R)
+        gt_option = np.take_along_axis(options, np.maximum(gt, 0)[..., None], 2)  # (N, R, 1)
+        h5["test/options"][...] = np.broadcast_to(gt_option, options.shape)
+    cfg = TrainGConfig(epochs=3, batch_size=4, device="cpu", patience=1)
+    runs = {"real": prepared, "broken": broken}
+    files = {name: _files(tmp_path / name, "hciae-g-mle") for name in runs}
+    for name, data in runs.items():
+        pretrain("hciae-g-mle", cfg, MODEL, data, features, files[name], progress=False)
+    for ckpt in ("best.pt", "last.pt"):
+        a, b = ((files[n].out_dir / ckpt).read_bytes() for n in runs)
+        assert a == b, ckpt
+    best = files["real"].out_dir / "best.pt"
+    got = {
+        name: evaluate_model(best, data, features, tmp_path / f"{name}.json",
+                             tmp_path / f"{name}_ranks.json", progress=False)
+        for name, data in runs.items()
+    }  # fmt: skip
+    assert got["broken"]["mean_rank"] == pytest.approx(50.5)  # all 100 options tie
+    assert got["broken"]["mrr"] == pytest.approx(sum(1 / r for r in range(1, 101)) / 100)
+    assert got["real"]["mean_rank"] < 50.5
