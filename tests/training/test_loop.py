@@ -219,3 +219,63 @@ def test_model_selection_never_reads_the_test_split(tiny_data, tmp_path):
     assert got["broken"]["mean_rank"] == pytest.approx(50.5)  # all 100 options tie
     assert got["broken"]["mrr"] == pytest.approx(sum(1 / r for r in range(1, 101)) / 100)
     assert got["real"]["mean_rank"] < 50.5
+
+
+class _Batch:
+    def to(self, device, non_blocking=False):
+        return self
+
+
+class _Scalar(torch.nn.Module):
+    """A one-parameter model: loss (w - 1)^2 per batch, so training moves w."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, batch):
+        return (self.w - 1) ** 2, torch.tensor(1.0)
+
+
+def _scripted_trainer(tmp_path, val_mrr: list[float], **cfg):
+    from pipeline.training.loop import Trainer
+
+    scores = iter(val_mrr)
+    return Trainer(
+        model=_Scalar(), cfg=TrainGConfig(device="cpu", **cfg), files=_files(tmp_path, "toy"),
+        meta={"variant": "toy"}, inputs={}, train_batches=lambda epoch: [_Batch()] * 2,
+        validate=lambda model: {"mrr": next(scores)}, progress=False,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("curve", "patience", "trained", "selected"),
+    [
+        ([0.3, 0.5, 0.4, 0.45, 0.2, 0.9], 2, 4, 2),  # best at 2, no better at 3, 4: stop
+        ([0.3, 0.5, 0.4, 0.45, 0.2, 0.9], 3, 5, 2),
+        ([0.3, 0.5, 0.4, 0.45, 0.2, 0.9], 4, 6, 6),  # one more epoch finds 0.9
+        ([0.5, 0.4, 0.6, 0.1], 1, 2, 1),
+        ([0.5, 0.4, 0.6, 0.1], 0, 4, 3),  # patience 0: all epochs; best.pt = argmax
+        ([0.2, 0.2, 0.2], 1, 2, 1),  # a tie is no improvement: the first best is kept
+    ],
+)
+def test_early_stopping_and_best_epoch_follow_the_val_curve(tmp_path, curve, patience, trained,
+                                                             selected):  # fmt: skip
+    trainer = _scripted_trainer(tmp_path, curve, epochs=len(curve), patience=patience)
+    history = trainer.run()
+    assert [row["epoch"] for row in history] == list(range(1, trained + 1))
+    best = load_checkpoint(trainer.files.out_dir / "best.pt")
+    assert best["epoch"] + 1 == selected
+    mrrs = [row["val_mrr"] for row in history]
+    assert best["epoch"] == mrrs.index(max(mrrs))  # the argmax of the logged curve
+
+
+def test_lr_decays_by_steps(tmp_path):
+    trainer = _scripted_trainer(tmp_path, [0.1] * 5, epochs=5, lr=0.1, lr_decay=0.5,
+                                lr_decay_every=2)  # fmt: skip
+    optimizer = torch.optim.Adam(trainer.model.parameters(), lr=1.0)
+    lrs = []
+    for epoch in range(5):
+        trainer._set_lr(optimizer, epoch)
+        lrs.append(optimizer.param_groups[0]["lr"])
+    assert lrs == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025])
