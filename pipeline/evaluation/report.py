@@ -101,10 +101,10 @@ def selected_epochs(models_dir: Path, variants: Sequence[str]) -> dict[str, tupl
     """
     out = {}
     for v in variants:
-        path = models_dir / v / "best.pt"
-        if path.is_file():
-            state = load_checkpoint(path)
-            out[v] = (int(state["epoch"]) + 1, len(state.get("history", [])))
+        best, last = models_dir / v / "best.pt", models_dir / v / "last.pt"
+        if best.is_file() and last.is_file():  # best.pt's history ends at its own epoch
+            trained = len(load_checkpoint(last).get("history", []))
+            out[v] = (int(load_checkpoint(best)["epoch"]) + 1, trained)
     return out
 
 

@@ -134,3 +134,16 @@ def test_cli_report_notes_missing_pieces(tiny_data, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "missing models: hciae-g-mle, hciae-g-dis" in result.stdout
     assert (tmp_path / "report/README.md").is_file()
+
+
+def test_selected_epochs_come_from_best_and_last(tmp_path):
+    import torch
+
+    from pipeline.evaluation.report import selected_epochs
+
+    (tmp_path / "a-g").mkdir()
+    rows = [{"epoch": i + 1, "val_mrr": 0.1} for i in range(5)]
+    for name, epoch in (("best.pt", 2), ("last.pt", 4)):
+        state = {"model": {}, "meta": {}, "epoch": epoch, "history": rows[: epoch + 1]}
+        torch.save(state, tmp_path / "a-g" / name)
+    assert selected_epochs(tmp_path, ["a-g", "missing-g"]) == {"a-g": (3, 5)}
