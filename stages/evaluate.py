@@ -1,4 +1,4 @@
-"""`visdial evaluate`: rank the 100 options of every val round with one trained model."""
+"""`visdial evaluate`: rank the 100 options of every test round with one trained model."""
 
 from __future__ import annotations
 
@@ -20,10 +20,11 @@ def main(
     metrics: Annotated[Path, opt("Metrics JSON to write, e.g. metrics/VARIANT.json.")],
     ranks: Annotated[Path, opt("Test ranks JSON to write (v1.0 evaluation-server format).")],
 ) -> None:
-    """Rank the 100 options of every val round with MODEL (Tables 1, 2, 4).
+    """Rank the 100 options of every test round with MODEL (Tables 1, 2, 4).
 
-    Writes val MRR, R@1/5/10 (fractions), mean rank (+ NDCG with dense annotations) to METRICS,
-    and the v1.0 test ranks in the evaluation-server format to RANKS ([] without a test split).
+    Writes test MRR, R@1/5/10 (fractions), mean rank (+ NDCG with dense annotations) to
+    METRICS, and the v1.0 test-std (challenge) ranks in the evaluation-server format to RANKS
+    ([] without a challenge split). Model selection never read the test split.
 
     G ranks by summed log-likelihood (incl. <end>), D by its score. Settings: params.yaml
     evaluate.* (batch_size, device, precision).
