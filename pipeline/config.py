@@ -18,6 +18,7 @@ from pipeline.errors import InputError
 
 Precision = Literal["auto", "fp32", "bf16"]  # every stage's precision (pipeline.runtime.autocast)
 PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
+ROLES = ("train", "val", "test", "challenge")  # the roles of the data, the groups of dialogs.h5
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ class PrepareConfig:
 
 
 def _demo_patterns() -> dict[str, str]:
-    return {role: "demo_%012d.png" for role in ("train", "val", "test", "challenge")}
+    return {role: "demo_%012d.png" for role in ROLES}
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 
 from pipeline.atomic import atomic_path, write_json
-from pipeline.config import MaxLen
+from pipeline.config import ROLES, MaxLen
 from pipeline.errors import InputError
 from pipeline.data.tokenize import tokenize, tokenize_question
 from pipeline.data.visdial import DenseAnnotations, VisDialFile
@@ -121,9 +121,6 @@ def write_dialogs_h5(
             group = h5.create_group(split)
             for name, array in arrays.items():
                 group.create_dataset(name, data=array)
-
-
-ROLES = ("train", "val", "test", "challenge")  # the groups of dialogs.h5, in this order
 
 
 def hold_out(file: VisDialFile, n: int, seed: int) -> tuple[VisDialFile, VisDialFile]:

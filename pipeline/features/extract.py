@@ -32,14 +32,13 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from pipeline.atomic import atomic_path, write_json
-from pipeline.config import FeaturesConfig
+from pipeline.config import ROLES, FeaturesConfig
 from pipeline.errors import InputError
 from pipeline.features.backbone import BACKBONE, CHANNELS, Backbone, load_backbone
 from pipeline.features.images import IMAGENET_MEAN, IMAGENET_STD, load_uint8, normalize
 from pipeline.progress import progress_bar
 from pipeline.runtime import Dist, autocast, effective_precision, init_distributed
 
-SPLITS = ("train", "val", "test", "challenge")  # the roles of dialogs.h5
 TODO, DONE, BAD = 0, 1, 2  # per-image status bytes in the partial files
 
 
@@ -75,13 +74,13 @@ def read_image_ids(dialogs_h5: str | os.PathLike) -> dict[str, np.ndarray]:
         raise InputError(f"{path}: no such file (run the prepare stage first)")
     out = {}
     with h5py.File(path, "r") as f:
-        for split in SPLITS:
+        for split in ROLES:
             if split in f:
                 if "image_id" not in f[split]:
                     raise InputError(f"{path}: group '{split}' has no 'image_id' dataset")
                 out[split] = np.asarray(f[split]["image_id"][()], dtype=np.int64).reshape(-1)
     if not out:
-        raise InputError(f"{path}: no split group ({', '.join(SPLITS)})")
+        raise InputError(f"{path}: no split group ({', '.join(ROLES)})")
     return out
 
 

@@ -70,9 +70,8 @@ class Trainer:
     def fingerprint(self) -> str:
         """What determines the weights after epoch k (not ``epochs`` or ``patience``: a longer
         run resumes a shorter one)."""
-        cfg = dataclasses.replace(self.cfg, epochs=0, workers=0)
-        if hasattr(cfg, "patience"):  # when to stop, not what an epoch computes
-            cfg = dataclasses.replace(cfg, patience=0)
+        # epochs and patience say when to stop, not what an epoch computes
+        cfg = dataclasses.replace(self.cfg, epochs=0, workers=0, patience=0)
         blob = {"meta": self.meta, "cfg": repr(cfg), "inputs": self.inputs}
         text = json.dumps(blob, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -118,7 +117,7 @@ class Trainer:
 
         Decided on rank 0 (which validates) and shared with every rank.
         """
-        patience = getattr(self.cfg, "patience", 0)
+        patience = self.cfg.patience
         stop = False
         if patience and self.dist.main and history:
             scores = [row[f"val_{SELECT_BY}"] for row in history]
