@@ -29,7 +29,9 @@ class DataConfig:
     ``train``: what G and D are fitted on. ``val``: model selection (best epoch, early
     stopping); ``""`` holds out ``prepare.val_from_train`` train dialogs instead. ``test``: the
     reported split (VisDial v0.9 val, or v1.0 val with ``dense``). ``challenge``: the v1.0
-    test-std file (no answers) for the evaluation server's ranks. ``dir`` holds every one of
+    test-std file (no answers) for the evaluation server's ranks. ``meanings``: the demo's
+    answer key (``pipeline.data.meanings``), which grades generated answers by meaning; real
+    VisDial has none (``""``). ``dir`` holds every one of
     these files: it is the ``prepare`` stage's DVC dep (the stage, given ``--inside``, refuses a
     file outside it).
     """
@@ -40,6 +42,7 @@ class DataConfig:
     test: str = "data/demo/visdial_0.9_val.json"
     challenge: str = ""
     dense: str = ""
+    meanings: str = ""  # the demo's answer key (params.yaml: data/demo/meanings.json)
     images: str = "data/demo/images"
 
 
@@ -238,6 +241,34 @@ class ReportConfig:
     device: str = "auto"
 
 
+def _claims() -> tuple[tuple[str, str], ...]:
+    return (
+        ("hciae-g-dis", "hciae-g-mle"),  # Table 1: knowledge transfer helps G
+        ("hciae-g-mle", "lf-g"), ("hciae-g-mle", "hrea-g"), ("hciae-g-mle", "mn-g"),  # encoder
+        ("hciae-d-np-att", "hciae-d-np"),  # Table 2: self-attentive answer encoder
+        ("hciae-d-np", "hciae-d-mle"),  # N-pair loss
+        ("hciae-d-mle", "lf-d"), ("hciae-d-mle", "hrea-d"), ("hciae-d-mle", "mn-d"),  # encoder
+        ("hciae-d-np-att", "hciae-g-dis"),  # D beats G
+        ("hciae-g-dis", "hciae-g-gan1"), ("hciae-g-dis", "hciae-g-gan2"),  # Table 4
+        ("hciae-d-np-att", "hciae-d-gan1"), ("hciae-d-np-att", "hciae-d-gan2"),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """``compare``: paired differences A − B on the test rounds (``pipeline.evaluation.compare``).
+
+    ``pairs`` are [A, B] variant names (default: the paper's claims); each gets Δ, a percentile
+    bootstrap CI over dialogs at ``level`` and a sign-flip permutation p-value, ``resamples``
+    draws each, seeded by ``seed``.
+    """
+
+    pairs: tuple[tuple[str, ...], ...] = field(default_factory=_claims)
+    resamples: int = 10_000
+    seed: int = 0
+    level: float = 0.95
+
+
 @dataclass(frozen=True)
 class TransferConfig(LoopConfig):
     """Knowledge transfer D -> G (``transfer``; paper §4.3, §5 and Table 4).
@@ -272,6 +303,7 @@ class Params:
     chat: ChatConfig = field(default_factory=ChatConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
 
     @classmethod
     def from_mapping(cls, mapping: dict[str, Any] | None, source: str = "params.yaml") -> Params:

@@ -11,14 +11,19 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def plot_curves(history: list[dict], path: str | Path, title: str = "") -> None:
-    """Training loss and validation metrics per epoch, one panel each, to ``path`` (PNG)."""
+    """Training loss and validation metrics per epoch, one panel each, to ``path`` (PNG).
+
+    A row may lack keys (epoch 0 of knowledge transfer has no training loss): each panel plots
+    the epochs that have its key.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    keys = [k for k in (history[0] if history else {}) if k != "epoch" and "count" not in k]
+    keys = [k for row in history for k in row if k != "epoch" and "count" not in k]
+    keys = list(dict.fromkeys(keys))
     fig, axes = _grid(len(keys), 3, (3.4, 2.6))
-    epochs = [row["epoch"] for row in history]
     for ax, key in zip(axes, keys, strict=False):
-        ax.plot(epochs, [row[key] for row in history], marker="o", ms=3)
+        rows = [row for row in history if key in row]
+        ax.plot([row["epoch"] for row in rows], [row[key] for row in rows], marker="o", ms=3)
         ax.set_title(key, fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
         ax.tick_params(labelsize=7)

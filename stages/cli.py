@@ -25,6 +25,7 @@ COMMANDS = [
     ("train-d", "stages.train_d"),
     ("transfer", "stages.transfer"),
     ("evaluate", "stages.evaluate"),
+    ("compare", "stages.compare"),
     ("report", "stages.report"),
     ("chat", "stages.chat"),
     ("answer", "stages.answer"),

@@ -18,20 +18,23 @@ def main(
     prepared: Annotated[Path, opt("Output of the prepare stage.")],
     features: Annotated[Path, opt("Output of the features stage.")],
     metrics: Annotated[Path, opt("Metrics JSON to write, e.g. metrics/VARIANT.json.")],
-    ranks: Annotated[Path, opt("Test ranks JSON to write (v1.0 evaluation-server format).")],
+    ranks: Annotated[Path, opt("Challenge ranks JSON to write (evaluation-server format).")],
+    rounds: Annotated[Path, opt("Per-round CSV to write: predictions/VARIANT_test_rounds.csv.")],
 ) -> None:
     """Rank the 100 options of every test round with MODEL (Tables 1, 2, 4).
 
     Writes test MRR, R@1/5/10 (fractions), mean rank (+ NDCG with dense annotations) to
-    METRICS, and the v1.0 test-std (challenge) ranks in the evaluation-server format to RANKS
-    ([] without a challenge split). Model selection never read the test split.
+    METRICS, one row per test round (image_id, round_id, rank, rr, r1, r5, r10 [, ndcg]; the
+    metrics are its column means) to ROUNDS, and the v1.0 test-std (challenge) ranks in the
+    evaluation-server format to RANKS ([] without a challenge split). Model selection never
+    read the test split.
 
     G ranks by summed log-likelihood (incl. <end>), D by its score. Settings: params.yaml
     evaluate.* (batch_size, device, precision).
     """
     cfg = load_params().evaluate
     result = evaluate_model(
-        model, prepared, features, metrics, ranks,
+        model, prepared, features, metrics, ranks, rounds,
         batch_size=cfg.batch_size, device=cfg.device, precision=cfg.precision,
     )  # fmt: skip
     summary = ", ".join(f"{k} {v:.4g}" for k, v in result.items())

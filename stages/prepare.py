@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.progress import track
 
+from pipeline.data.meanings import write_meanings
 from pipeline.data.prepare import hold_out, prepare
 from pipeline.data.visdial import read_dense, read_visdial
 from pipeline.errors import InputError
@@ -28,6 +29,9 @@ def main(
     test: FileOpt = None,
     challenge: FileOpt = None,
     dense: Annotated[str | None, opt("v1.0 dense annotations of --test ('' = none).")] = None,
+    meanings: Annotated[
+        str | None, opt("The demo's answer key, copied to OUT ('' = none) [data.meanings].")
+    ] = None,
     min_count: Annotated[
         int | None, opt("Keep train words seen at least N times [prepare.min_count].")
     ] = None,
@@ -53,8 +57,9 @@ def main(
                             ("challenge", challenge))
     }  # fmt: skip
     dense_path = data.dense if dense is None else dense
+    meanings_path = data.meanings if meanings is None else meanings
     n_val = cfg.val_from_train if val_from_train is None else val_from_train
-    for role, path in [*paths.items(), ("dense", dense_path)]:
+    for role, path in [*paths.items(), ("dense", dense_path), ("meanings", meanings_path)]:
         if path and inside and inside.resolve() not in Path(path).resolve().parents:
             raise InputError(
                 f"data.{role}: {path} is not inside data.dir ({inside}), the folder dvc.yaml"
@@ -80,6 +85,8 @@ def main(
         allow_overlap=cfg.allow_overlap if allow_overlap is None else allow_overlap,
         progress=lambda items: track(list(items), description="encoding splits"),
     )
+    if meanings_path:
+        write_meanings(out / "meanings.json", Path(meanings_path))
     sizes = ", ".join(f"{role} {n}" for role, n in stats["dialogs"].items())
     same = sum(stats["options_equal_to_answer"].values())
     typer.echo(

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from pipeline.evaluation.compare import Resampling
 from pipeline.evaluation.report import build_report
 from pipeline.runtime import resolve_device
 from stages.common import opt, run_command, user_errors
@@ -21,18 +22,24 @@ def main(
     prepared: Annotated[Path, opt("Output of the prepare stage.")],
     features: Annotated[Path, opt("Output of the features stage.")],
     out: Annotated[Path, opt("Report directory.")],
+    comparisons: Annotated[
+        Path | None, opt("The compare stage's JSON (the claims table; none: no table).")
+    ] = None,
 ) -> None:
-    """Write OUT/README.md: Tables 1/2/4, Table-3 samples, answer diversity, plots.
+    """Write OUT/README.md: the claims table (from COMPARISONS), Tables 1/2/4, Table-3 samples,
+    answer diversity (G-DIS − G-MLE with a bootstrap CI over dialogs), plots.
 
     Reads METRICS/*.json, MODELS/<g_mle|g_dis>/best.pt and LIVE/*/curves.png; also writes
     OUT/samples.json, OUT/diversity.json, OUT/metrics.png and OUT/diversity.png.
 
     Settings: params.yaml report.*. Missing variants or models are reported, not fatal.
     """
-    cfg = load_params().report
+    params = load_params()
+    cfg, how = params.report, params.compare
     result = build_report(
         cfg, prepared=prepared, features=features, models_dir=models, metrics_dir=metrics,
-        live_dir=live, out_dir=out, device=resolve_device(cfg.device),
+        live_dir=live, out_dir=out, device=resolve_device(cfg.device), comparisons=comparisons,
+        resampling=Resampling(resamples=how.resamples, seed=how.seed, level=how.level),
     )  # fmt: skip
     for kind in ("missing_metrics", "missing_models"):
         if result[kind]:

@@ -25,6 +25,7 @@ from pipeline.errors import InputError
 SPLITS = ("train", "val")
 VAL_ID_OFFSET = 500_000  # train image ids are 1..N, val ids 500001..
 JSON_NAME = "visdial_0.9_{split}.json"
+MEANINGS_NAME = "meanings.json"  # the demo's answer key (``meanings_doc``)
 IMAGE_DIR = "images"
 MIN_IMAGE_SIZE = 64
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -38,6 +39,7 @@ class Round:
     gt_index: int
     kind: str  # question kind, see ``demo_dialogs.QUESTION_KINDS``
     subject: int | None  # index into ``scene.objects`` of the object asked about, if one
+    truth: tuple = ()  # what the image says (the question's meaning; the answer may be generic)
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,12 @@ def build_split(cfg: DemoConfig, split: str) -> list[DemoDialog]:
         rounds = []
         for turn, answer in writer.rounds():
             options, gt_index = answer_options(answer, rng)
-            rounds.append(Round(turn.question, answer, options, gt_index, turn.kind, turn.subject))
+            rounds.append(
+                Round(
+                    turn.question, answer, options, gt_index, turn.kind, turn.subject,
+                    turn.meaning,
+                )
+            )  # fmt: skip
         dialogs.append(DemoDialog(scene, caption, rounds))
     return dialogs
 
@@ -118,6 +125,32 @@ def to_visdial(dialogs: list[DemoDialog], split: str) -> dict:
         "split": split,
         "data": {"questions": questions, "answers": answers, "dialogs": out},
     }
+
+
+def meanings_doc(splits: dict[str, list[DemoDialog]]) -> dict:
+    """``meanings.json``: what every answer string means and what every round asks and is.
+
+    ``answers``: ``{answer text: meaning}`` for every answer the generator can write (meanings
+    as JSON lists: ``["colour", "red"]``, ``["yn", true]``, ``["position", [0, 2]]``,
+    ``["generic"]``). ``rounds``: ``{split: {image_id: [[kind, truth], ...]}}`` per dialog in
+    round order, ``truth`` = the question's meaning in the image (the human answer may still be
+    generic). ``pipeline.evaluation.meaning`` grades generated answers with it.
+    """
+    return {
+        "version": 1,
+        "answers": {text: list(_jsonable(m)) for text, m in ANSWER_MEANING.items()},
+        "rounds": {
+            split: {
+                str(d.scene.image_id): [[r.kind, _jsonable(r.truth)] for r in d.rounds]
+                for d in dialogs
+            }
+            for split, dialogs in splits.items()
+        },
+    }
+
+
+def _jsonable(value):
+    return [_jsonable(v) for v in value] if isinstance(value, tuple | list) else value
 
 
 def _check_out_dir(out_dir: Path) -> None:
@@ -159,6 +192,7 @@ def generate_demo(
                     sum(ANSWER_MEANING[a] == GENERIC for a in answers) / len(answers), 3
                 ),
             }
+        (tmp / MEANINGS_NAME).write_text(json.dumps(meanings_doc(splits)) + "\n")
         (tmp / IMAGE_DIR).mkdir()
         scenes = [d.scene for dialogs in splits.values() for d in dialogs]
         for scene in progress(scenes):

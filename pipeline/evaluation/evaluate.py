@@ -9,11 +9,12 @@ official protocol, and ties between them and the ground truth count by the expec
 * :func:`retrieval_metrics` — MRR, R@1/5/10, mean rank over the rounds with a ground truth (the
   trainer's per-epoch validation).
 * :func:`evaluate_split` — the same plus NDCG on the v1.0 dense annotations when the split has
-  them (``dense_round`` / ``dense_relevance`` in ``dialogs.h5``).
+  them (``dense_round`` / ``dense_relevance`` in ``dialogs.h5``), and the per-round table the
+  metrics are the means of (the ``compare`` stage's paired bootstrap resamples its dialogs).
 * :func:`rank_challenge_split` — the v1.0 test-std submission: for every round that has options,
   the rank of each option, ``[{"image_id", "round_id" (1-based), "ranks": [100 ints]}]``.
-* :func:`evaluate_model` — the ``evaluate`` stage: one checkpoint -> test metrics JSON +
-  challenge ranks.
+* :func:`evaluate_model` — the ``evaluate`` stage: one checkpoint -> test metrics JSON, test
+  rounds CSV, challenge ranks.
 """
 
 from __future__ import annotations
@@ -22,14 +23,22 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
-from pipeline.atomic import write_json
+from pipeline.atomic import atomic_path, write_json
 from pipeline.data.batch import DialogBatch
 from pipeline.data.dataset import DialogDataset
 from pipeline.data.loaders import dialog_chunks, load_data, splits_of
 from pipeline.errors import InputError
-from pipeline.evaluation.metrics import NDCG, RetrievalMetrics, ranks_of_options
+from pipeline.evaluation.metrics import (
+    METRIC_OF_COLUMN,
+    ROUND_COLUMNS,
+    RetrievalMetrics,
+    ndcg_of_rounds,
+    ranks_of_options,
+    round_outcomes,
+)
 from pipeline.models.checkpoint import load_model
 from pipeline.progress import progress_bar
 from pipeline.runtime import autocast, resolve_device
@@ -88,28 +97,55 @@ def evaluate_split(
     precision: str = "fp32",
     progress: bool = False,
     label: str = "evaluate",
-) -> dict[str, float]:
-    """Retrieval metrics over every round with a ground truth, and NDCG with dense annotations.
+) -> tuple[dict[str, float], pd.DataFrame]:
+    """Score every round with a ground truth: (metrics, per-round table).
 
-    Returns ``mrr``, ``r@1``, ``r@5``, ``r@10`` (fractions in [0, 1]), ``mean_rank``, ``count``
-    (rounds ranked) and, when the split has ``dense_round``, ``ndcg`` and ``ndcg_count``.
+    The table has one row per scored round, in (dialog, round) order: ``image_id``,
+    ``round_id`` (1-based), the expected ``rank``, ``rr``, ``r1``, ``r5``, ``r10`` under random
+    tie-breaking (:func:`~pipeline.evaluation.metrics.round_outcomes`) and, when the split has
+    dense annotations (``dense_round`` / ``dense_relevance``), ``ndcg`` on the annotated round
+    (NaN on the others). The metrics are the table's column means: ``mrr``, ``r@1``, ``r@5``,
+    ``r@10`` (fractions in [0, 1]), ``mean_rank``, ``count`` (rows) and, with dense
+    annotations, ``ndcg`` and ``ndcg_count`` (annotated rows).
     """
     model.eval()
     a = dataset.arrays
     dense = "dense_round" in a and "dense_relevance" in a
-    metrics, ndcg = RetrievalMetrics(), NDCG()
+    parts: list[pd.DataFrame] = []
     chunks = scored_chunks(model, dataset, batch_size, device, precision, progress, label)
     for idx, batch, scores in chunks:
-        observe_rounds(metrics, scores, batch)
+        keep = batch.round_mask & (batch.gt_index >= 0)  # (B, R)
+        b_idx, r_idx = keep.nonzero(as_tuple=True)  # rounds in (dialog, round) order
+        outcomes = round_outcomes(scores[b_idx, r_idx], batch.gt_index[b_idx, r_idx])
+        part = {"image_id": a["image_id"][idx][b_idx.numpy()], "round_id": r_idx.numpy() + 1}
+        part |= {column: outcomes[column].numpy() for column in ROUND_COLUMNS}
         if dense:
             rnd = torch.from_numpy(a["dense_round"][idx].astype(np.int64))  # (B,)
-            has = rnd >= 0
-            rows = torch.arange(len(idx))[has]
-            relevance = torch.from_numpy(a["dense_relevance"][idx].astype(np.float32))
-            ndcg.observe(scores[rows, rnd[has]], relevance[has])  # (B', O) each
-    out = metrics.retrieve()
-    if dense:
-        out.update(ndcg.retrieve())
+            relevance = torch.from_numpy(a["dense_relevance"][idx].astype(np.float32))  # (B, O)
+            annotated = rnd[b_idx] == r_idx  # (M,) the round each dialog's relevance is for
+            ndcg = np.full(len(b_idx), np.nan)
+            rows = annotated.nonzero().squeeze(1)
+            ndcg[rows.numpy()] = ndcg_of_rounds(
+                scores[b_idx[rows], r_idx[rows]], relevance[b_idx[rows]]
+            ).numpy()
+            part["ndcg"] = ndcg
+        parts.append(pd.DataFrame(part))
+    columns = ["image_id", "round_id", *ROUND_COLUMNS, *(["ndcg"] if dense else [])]
+    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+    return metrics_of_rounds(table), table
+
+
+def metrics_of_rounds(table: pd.DataFrame) -> dict[str, float]:
+    """The metrics that are the column means of a per-round table (:func:`evaluate_split`)."""
+    out: dict[str, float] = {
+        metric: float(table[column].mean()) if len(table) else 0.0
+        for column, metric in METRIC_OF_COLUMN.items()
+    }
+    out["count"] = len(table)
+    if "ndcg" in table:
+        annotated = table["ndcg"].dropna()
+        out["ndcg"] = float(annotated.mean()) if len(annotated) else 0.0
+        out["ndcg_count"] = len(annotated)
     return out
 
 
@@ -149,6 +185,7 @@ def evaluate_model(
     features: Path,
     metrics_out: Path,
     ranks_out: Path,
+    rounds_out: Path | None = None,
     *,
     batch_size: int = 16,
     device: str = "auto",
@@ -156,9 +193,10 @@ def evaluate_model(
     progress: bool = True,
 ) -> dict[str, float]:
     """The ``evaluate`` stage for one checkpoint: the metrics of the **test** split (the
-    reported one; model selection only ever read ``val``) to ``metrics_out`` (JSON), and the
-    evaluation-server ranks of the ``challenge`` split (v1.0 test-std) to ``ranks_out`` (``[]``
-    when ``dialogs.h5`` has none)."""
+    reported one; model selection only ever read ``val``) to ``metrics_out`` (JSON), its
+    per-round table (:func:`evaluate_split`) to ``rounds_out`` (CSV; the metrics are its column
+    means), and the evaluation-server ranks of the ``challenge`` split (v1.0 test-std) to
+    ``ranks_out`` (``[]`` when ``dialogs.h5`` has none)."""
     if batch_size < 1:
         raise InputError(f"evaluate.batch_size must be >= 1, got {batch_size}")
     dev = resolve_device(device)
@@ -166,13 +204,15 @@ def evaluate_model(
     splits = splits_of(prepared / "dialogs.h5")
     model = load_model(checkpoint).to(dev)
     label = f"evaluate {Path(checkpoint).parent.name}"
-    metrics = evaluate_split(
-        model, load_data(prepared, features, "test"), batch_size, dev, precision, progress, label
-    )
+    test = load_data(prepared, features, "test")
+    metrics, rounds = evaluate_split(model, test, batch_size, dev, precision, progress, label)
     ranks = []
     if "challenge" in splits:
         challenge = load_data(prepared, features, "challenge")
         ranks = rank_challenge_split(model, challenge, batch_size, dev, precision, progress)
+    if rounds_out is not None:
+        with atomic_path(rounds_out) as tmp:
+            rounds.to_csv(tmp, index=False, float_format="%.17g")
     write_json(metrics_out, metrics)
     write_json(ranks_out, ranks, indent=None)
     return metrics

@@ -52,33 +52,55 @@ def ranks_of_options(scores: Tensor) -> Tensor:
     return ranks.scatter_(1, order, positions.expand_as(order))
 
 
+ROUND_COLUMNS = ("rank", "rr", *(f"r{k}" for k in RECALL_AT))  # per-round expected values
+
+
+@torch.no_grad()
+def round_outcomes(scores: Tensor, gt_index: Tensor) -> dict[str, Tensor]:
+    """Per-round expected rank, reciprocal rank and hits under random tie-breaking (module doc).
+
+    scores (M, O), gt_index (M,) >= 0 -> ``{"rank", "rr", "r1", "r5", "r10"}``, each (M,)
+    float64. Every retrieval metric is the mean of one of these columns.
+    """
+    scores = scores.double()
+    better, tied = (x.double() for x in gt_rank_stats(scores, gt_index))
+    group = tied + 1
+    harmonic = _harmonic(scores.shape[1], scores.device)
+    b = better.long()
+    out = {
+        "rank": better + 1 + tied / 2,
+        "rr": (harmonic[b + group.long()] - harmonic[b]) / group,
+    }
+    for k in RECALL_AT:
+        out[f"r{k}"] = torch.minimum((k - better).clamp_min(0), group) / group
+    return out
+
+
+# round_outcomes column -> the metric that is its mean
+METRIC_OF_COLUMN = {"rr": "mrr", "rank": "mean_rank", **{f"r{k}": f"r@{k}" for k in RECALL_AT}}
+
+
 class RetrievalMetrics:
-    """MRR, R@1/5/10 and mean rank of the ground truth among the options (ties: module doc)."""
+    """MRR, R@1/5/10 and mean rank of the ground truth among the options (ties: module doc):
+    the means of :func:`round_outcomes`' columns over the observed rounds."""
 
     def __init__(self) -> None:
         self.reset()
 
     def reset(self) -> None:
-        self._sums = {"mrr": 0.0, "mean_rank": 0.0, **{f"r@{k}": 0.0 for k in RECALL_AT}}
+        self._sums = dict.fromkeys(METRIC_OF_COLUMN.values(), 0.0)
         self._count = 0
 
     @torch.no_grad()
     def observe(self, scores: Tensor, gt_index: Tensor) -> None:
         """scores (M, O), gt_index (M,); rows with ``gt_index < 0`` are skipped."""
         keep = gt_index >= 0
-        scores, gt_index = scores[keep].double(), gt_index[keep]
+        scores, gt_index = scores[keep], gt_index[keep]
         if scores.shape[0] == 0:
             return
-        better, tied = (x.double() for x in gt_rank_stats(scores, gt_index))
-        group = tied + 1
-        harmonic = _harmonic(scores.shape[1], scores.device)
-        b = better.long()
-        self._sums["mrr"] += float(((harmonic[b + group.long()] - harmonic[b]) / group).sum())
-        self._sums["mean_rank"] += float((better + 1 + tied / 2).sum())
-        for k in RECALL_AT:
-            self._sums[f"r@{k}"] += float(
-                (torch.minimum((k - better).clamp_min(0), group) / group).sum()
-            )
+        outcomes = round_outcomes(scores, gt_index)
+        for column, metric in METRIC_OF_COLUMN.items():
+            self._sums[metric] += float(outcomes[column].sum())
         self._count += int(scores.shape[0])
 
     def retrieve(self) -> dict[str, float]:
@@ -88,45 +110,28 @@ class RetrievalMetrics:
         return out
 
 
-class NDCG:
-    """Normalised DCG over the top k options, k = #options with relevance > 0 (VisDial v1.0).
+@torch.no_grad()
+def ndcg_of_rounds(scores: Tensor, relevance: Tensor) -> Tensor:
+    """Per-round NDCG: scores, relevance (M, O), relevance >= 0 -> (M,) float64; NaN for a round
+    without a relevant option (skipped by the means).
 
+    Normalised DCG over the top k options, k = #options with relevance > 0 (VisDial v1.0):
     DCG@k = sum_{i=1..k} rel_(i) / log2(i + 1) over the model's ranking, divided by the DCG@k of
     the ideal ranking (relevance sorted descending). Ties: the expected DCG under uniform random
     tie-breaking -- each position held by a group of tied options gets the group's mean
-    relevance -- so the result does not depend on option order. Rows with no relevant option
-    are skipped.
+    relevance -- so the result does not depend on option order.
     """
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self._sum = 0.0
-        self._count = 0
-
-    @torch.no_grad()
-    def observe(self, scores: Tensor, relevance: Tensor) -> None:
-        """scores (M, O), relevance (M, O) float >= 0."""
-        scores, relevance = scores.double(), relevance.double()
-        k = (relevance > 0).sum(1)  # (M,)
-        keep = k > 0
-        scores, relevance, k = scores[keep], relevance[keep], k[keep]
-        if scores.shape[0] == 0:
-            return
-        o = scores.shape[1]
-        same = scores.unsqueeze(2) == scores.unsqueeze(1)  # (M, O, O)
-        group_rel = (same.double() @ relevance.unsqueeze(2)).squeeze(2) / same.sum(2)  # (M, O)
-        order = scores.argsort(dim=1, descending=True)  # any order within ties: same gains
-        gains = group_rel.gather(1, order)  # (M, O) expected gain at each position
-        ideal = relevance.sort(dim=1, descending=True).values  # (M, O)
-        positions = torch.arange(1, o + 1, dtype=torch.float64, device=scores.device)
-        discount = 1.0 / torch.log2(positions + 1)  # (O,)
-        in_top_k = positions.unsqueeze(0) <= k.unsqueeze(1)  # (M, O)
-        dcg = (gains * discount * in_top_k).sum(1)
-        idcg = (ideal * discount * in_top_k).sum(1)
-        self._sum += float((dcg / idcg).sum())
-        self._count += int(scores.shape[0])
-
-    def retrieve(self) -> dict[str, float]:
-        return {"ndcg": self._sum / max(self._count, 1), "ndcg_count": self._count}
+    scores, relevance = scores.double(), relevance.double()
+    k = (relevance > 0).sum(1)  # (M,)
+    o = scores.shape[1]
+    same = scores.unsqueeze(2) == scores.unsqueeze(1)  # (M, O, O)
+    group_rel = (same.double() @ relevance.unsqueeze(2)).squeeze(2) / same.sum(2)  # (M, O)
+    order = scores.argsort(dim=1, descending=True)  # any order within ties: same gains
+    gains = group_rel.gather(1, order)  # (M, O) expected gain at each position
+    ideal = relevance.sort(dim=1, descending=True).values  # (M, O)
+    positions = torch.arange(1, o + 1, dtype=torch.float64, device=scores.device)
+    discount = 1.0 / torch.log2(positions + 1)  # (O,)
+    in_top_k = positions.unsqueeze(0) <= k.unsqueeze(1)  # (M, O)
+    dcg = (gains * discount * in_top_k).sum(1)
+    idcg = (ideal * discount * in_top_k).sum(1)
+    return torch.where(k > 0, dcg / idcg.clamp_min(1e-300), torch.nan)

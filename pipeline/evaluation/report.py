@@ -26,9 +26,12 @@ from pipeline.config import ReportConfig
 from pipeline.data.batch import flat_rounds
 from pipeline.data.dataset import DialogDataset
 from pipeline.data.loaders import dialog_chunks, load_data
+from pipeline.data.meanings import load_meanings
 from pipeline.data.vocab import Vocabulary
 from pipeline.errors import InputError
-from pipeline.evaluation.diversity import diversity
+from pipeline.evaluation.compare import Resampling, diversity_delta, paired_delta, verdict
+from pipeline.evaluation.diversity import diversity, generic_set
+from pipeline.evaluation.meaning import grade, shares_by_kind
 from pipeline.models.checkpoint import load_checkpoint, load_model
 from pipeline.models.decoder import Decoding, generate
 from pipeline.models.generator import GenerativeModel
@@ -189,6 +192,24 @@ def _load_g(models_dir: Path, variant: str, device: torch.device):
     return model
 
 
+def load_comparisons(path: Path | None) -> dict:
+    """The ``compare`` stage's JSON, ``{}`` when there is none."""
+    if path is None or not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise InputError(f"{path}: not valid JSON (re-run the compare stage)") from None
+
+
+def per_dialog(rounds: list[dict], answers: list[list[str]]) -> list[list[tuple[str, ...]]]:
+    """Answers (in round order) grouped by dialog, as token tuples."""
+    groups: dict[int, list[tuple[str, ...]]] = {}
+    for row, answer in zip(rounds, answers, strict=True):
+        groups.setdefault(row["image_id"], []).append(tuple(answer))
+    return list(groups.values())
+
+
 def build_report(
     cfg: ReportConfig,
     *,
@@ -199,11 +220,15 @@ def build_report(
     live_dir: Path,
     out_dir: Path,
     device: torch.device,
+    comparisons: Path | None = None,
+    resampling: Resampling | None = None,
     progress: bool = True,
 ) -> dict:
     """Write ``out_dir/{README.md, samples.json, diversity.json, metrics.png, diversity.png}``.
 
-    Returns ``{"missing_metrics": [...], "missing_models": [...], "diversity": {...}}``.
+    ``comparisons`` (the ``compare`` stage's JSON) gives the claims table; ``resampling`` the
+    bootstrap of the diversity differences. Returns ``{"missing_metrics": [...],
+    "missing_models": [...], "diversity": {...}}``.
     """
     adversarial = check_adversarial(cfg.adversarial)
     paired = [v for pair in adversarial.values() for v in pair]
@@ -235,6 +260,15 @@ def build_report(
         div[f"{key}_greedy"] = diversity(answers["greedy"], cfg.generic)
         if cfg.noises:
             div[f"{key}_sample"] = diversity(answers["z1"], cfg.generic)
+    resampling = resampling or Resampling()
+    if "G-MLE" in generated and "G-DIS" in generated and cfg.noises:
+        div["g_dis_vs_g_mle_sample"] = diversity_delta(
+            per_dialog(rounds, generated["G-DIS"]["z1"]),
+            per_dialog(rounds, generated["G-MLE"]["z1"]),
+            generic_set(cfg.generic),
+            resampling,
+        )
+    graded = grade_meanings(prepared / "meanings.json", rounds, generated, resampling)
     samples = []
     for i in pick_samples(len(rounds), cfg.samples, cfg.seed):
         row = {**rounds[i], "answer": " ".join(rounds[i]["answer"])}
@@ -253,9 +287,11 @@ def build_report(
     with atomic_path(out_dir / "metrics.png") as tmp:
         plot_metric_bars(present, tmp, bars, "test retrieval metrics per variant")
     with atomic_path(out_dir / "diversity.png") as tmp:
-        plot_metric_bars(div, tmp, DIVERSITY_KEYS, "diversity of test answers")
+        rows = {k: v for k, v in div.items() if "distinct_share" in v}
+        plot_metric_bars(rows, tmp, DIVERSITY_KEYS, "diversity of test answers")
     write_json(out_dir / "samples.json", samples)
     write_json(out_dir / "diversity.json", div)
+    write_json(out_dir / "meaning.json", graded)
     text = render_markdown(
         cfg,
         adversarial,
@@ -264,6 +300,9 @@ def build_report(
         samples,
         div,
         missing_models,
+        claims=load_comparisons(comparisons),
+        graded=graded,
+        transfer=transfer_section(models_dir, [cfg.g_dis, *(g for _, g in adversarial.values())]),
         curves={v: live_dir / v / "curves.png" for v in variants},
         selection=selected_epochs(models_dir, variants),
         out_dir=out_dir,
@@ -288,8 +327,13 @@ def render_markdown(
     curves: dict[str, Path],
     out_dir: Path,
     selection: dict[str, tuple[int, int]] | None = None,
+    claims: dict | None = None,
+    graded: dict | None = None,
+    transfer: list[str] | None = None,
 ) -> str:
     md = ["# Report: Best of Both Worlds on this data", ""]
+    if claims:
+        md += claims_section(claims)
     md += [
         "Test split (model selection read only the val split). R@k in percent (the JSON "
         "files hold fractions); MRR in [0, 1]; "
@@ -306,7 +350,8 @@ def render_markdown(
         delta = 100 * (dis["r@5"] - mle["r@5"])
         md += [
             f"{cfg.g_dis} − {cfg.g_mle}: R@5 {delta:+.2f} points, MRR "
-            f"{dis['mrr'] - mle['mrr']:+.4f} (paper: +1.73 points, +0.0081).",
+            f"{dis['mrr'] - mle['mrr']:+.4f} (paper: +1.73 points, +0.0081; CIs in the claims "
+            "table).",
             "",
         ]
     md += [
@@ -326,8 +371,10 @@ def render_markdown(
         md += ["## Model selection", "", "best.pt = the epoch with the best val MRR.", ""]
         md += ["| Model | selected epoch | epochs trained |", "| --- | ---: | ---: |"]
         md += [f"| {v} | {best} | {n} |" for v, (best, n) in selection.items()] + [""]
+    md += transfer or []
     md += _samples_section(cfg, samples, missing_models)
     md += _diversity_section(div, missing_models)
+    md += _meaning_section(graded or {})
     have = {v: p for v, p in curves.items() if p.is_file()}
     md += ["## Training curves", ""]
     if not have:
@@ -372,6 +419,8 @@ def _diversity_section(div: dict[str, dict], missing: list[str]) -> list[str]:
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, d in div.items():
+        if "distinct_share" not in d:
+            continue
         md.append(
             f"| {name} | {d['answers']} | {100 * d['distinct_share']:.1f}% | "
             f"{d['distinct_1']:.3f} | {d['distinct_2']:.3f} | {100 * d['generic']:.1f}% | "
@@ -379,5 +428,201 @@ def _diversity_section(div: dict[str, dict], missing: list[str]) -> list[str]:
         )
     if missing:
         md.append(f"\nNo rows for {', '.join(missing)} (model missing).")
+    delta = div.get("g_dis_vs_g_mle_sample")
+    if delta:
+        md += [
+            "",
+            "G-DIS − G-MLE on sampled answers (z1), paired bootstrap 95 % CI over test dialogs "
+            "(paper §5.3: G-DIS is more diverse and less generic):",
+            "",
+            "| statistic | G-DIS | G-MLE | Δ [95 % CI] | verdict |",
+            "| --- | ---: | ---: | ---: | --- |",
+        ]
+        claimed = {"distinct_answers": 1, "distinct_2": 1, "generic": -1}  # paper's direction
+        for stat, row in delta.items():
+            fmt = ".0f" if stat == "distinct_answers" else ".3f"
+            verdict_ = verdict(row["ci_low"], row["ci_high"], claimed[stat])
+            ci = (
+                "[no CI]" if row["ci_low"] is None
+                else f"[{row['ci_low']:+{fmt}}, {row['ci_high']:+{fmt}}]"
+            )  # fmt: skip
+            md.append(
+                f"| {stat} | {row['a']:{fmt}} | {row['b']:{fmt}} | {row['delta']:+{fmt}} {ci} "
+                f"| {verdict_} |"
+            )
     md += ["", "![diversity](diversity.png)", ""]
     return md
+
+
+TRANSFER_KEYS = (
+    ("val_mrr", "val MRR (G)"),
+    ("val_lg", "L_G of G's samples"),
+    ("val_d_margin", "D margin s(â) − s(a_gt)"),
+    ("val_d_fooled", "share D prefers â"),
+    ("val_d_greedy_rank", "D's rank of G's greedy answer (1–101)"),
+)
+
+
+def transfer_section(models_dir: Path, variants: Sequence[str]) -> list[str]:
+    """Did knowledge transfer move G toward what D prefers? Epoch 0 (before) vs the selected
+    epoch (after), on the val split, from the transfer checkpoints' histories."""
+    rows = []
+    for v in dict.fromkeys(variants):
+        path = models_dir / v / "best.pt"
+        if not path.is_file():
+            continue
+        state = load_checkpoint(path)
+        before, history = state.get("initial"), state.get("history") or []
+        if before and history:
+            rows.append((v, before, history[-1]))
+    if not rows:
+        return []
+    md = [
+        "## Did knowledge transfer move G? (val split, before → after)",
+        "",
+        "Epoch 0 = the pretrained G (HCIAE-G-MLE) against the pretrained D; after = the selected "
+        "epoch. D scores G's sampled answer â and the ground truth a_gt (Eq. 5); the last column "
+        "ranks G's greedy answer among the round's 100 options by D's score.",
+        "",
+        "| model | epoch | " + " | ".join(name for _, name in TRANSFER_KEYS) + " |",
+        "| --- | ---: |" + " ---: |" * len(TRANSFER_KEYS),
+    ]
+    for v, before, after in rows:
+        for row in (before, after):
+            cells = [f"{row[k]:.4g}" if k in row else "–" for k, _ in TRANSFER_KEYS]
+            md.append(f"| {v} | {row['epoch']} | " + " | ".join(cells) + " |")
+    return md + [""]
+
+
+def grade_meanings(
+    path: Path, rounds: list[dict], generated: dict[str, dict], how: Resampling
+) -> dict:
+    """Answers graded by meaning (``pipeline.evaluation.meaning``) where ``path`` exists (the
+    demo): per model and decoding, shares by question kind; and G-DIS − G-MLE over all rounds
+    with a paired bootstrap CI. ``{}`` without an answer key."""
+    if not path.is_file():
+        return {}
+    meanings = load_meanings(path)
+    out: dict[str, dict] = {}
+    records: dict[str, list[dict]] = {}
+    for role, answers in generated.items():
+        for decoding in ("greedy", "z1"):
+            if decoding in answers:
+                key = f"{role.lower().replace('-', '_')}_{decoding}"
+                records[key] = grade(meanings, rounds, answers[decoding])
+                out[key] = shares_by_kind(records[key], how)
+    for decoding in ("greedy", "z1"):
+        a, b = records.get(f"g_dis_{decoding}"), records.get(f"g_mle_{decoding}")
+        if a and b:
+            out[f"g_dis_vs_g_mle_{decoding}"] = paired_correct(a, b, how)
+    return out
+
+
+def paired_correct(a: list[dict], b: list[dict], how: Resampling) -> dict:
+    """A − B in the share of correct answers over the same graded rounds, CI over dialogs."""
+    ids = sorted({r["image_id"] for r in a})
+    where = {d: i for i, d in enumerate(ids)}
+    s_a, s_b, n = np.zeros(len(ids)), np.zeros(len(ids)), np.zeros(len(ids))
+    for ra, rb in zip(a, b, strict=True):
+        d = where[ra["image_id"]]
+        s_a[d] += ra["correct"]
+        s_b[d] += rb["correct"]
+        n[d] += 1
+    return paired_delta(s_a, s_b, n, how)
+
+
+MEANING_COLUMNS = (("g_mle_greedy", "G-MLE greedy"), ("g_dis_greedy", "G-DIS greedy"),
+                   ("g_mle_z1", "G-MLE sample"), ("g_dis_z1", "G-DIS sample"))  # fmt: skip
+
+
+def _meaning_section(graded: dict) -> list[str]:
+    columns = [(k, name) for k, name in MEANING_COLUMNS if k in graded]
+    if not columns:
+        return []
+    md = [
+        "## Answers graded by meaning (demo answer key)",
+        "",
+        "Share of G's answers to the test questions whose meaning is the fact in the image "
+        "(`pipeline/evaluation/meaning.py`), [95 % CI] over dialogs; generic = share of "
+        "answers like \"i can't tell\". The paper's §5.3 claim: G-MLE answers safe and "
+        "generic, G-DIS more informative.",
+        "",
+        "| question kind | rounds | "
+        + " | ".join(f"{n}: correct / generic" for _, n in columns)
+        + " |",
+        "| --- | ---: |" + " ---: |" * len(columns),
+    ]
+    kinds = list(graded[columns[0][0]])
+    for kind in kinds:
+        cells = []
+        for key, _ in columns:
+            r = graded[key].get(kind)
+            cells.append(
+                "–"
+                if r is None
+                else f"{100 * r['correct']:.0f}% {_pct_ci(r)} / {100 * r['generic']:.0f}%"
+            )
+        n = graded[columns[0][0]][kind]["rounds"]
+        md.append(f"| {kind} | {n} | " + " | ".join(cells) + " |")
+    for decoding in ("greedy", "z1"):
+        d = graded.get(f"g_dis_vs_g_mle_{decoding}")
+        if d:
+            v = verdict(d["ci_low"], d["ci_high"], 1.0)
+            md += [
+                "",
+                f"G-DIS − G-MLE, correct share of {decoding} answers over all graded rounds: "
+                f"{100 * d['delta']:+.1f} points {_ci('r@1', d)} ({v}).",
+            ]
+    return md + [""]
+
+
+def _ci(metric: str, row: dict) -> str:
+    if row["ci_low"] is None:
+        return "[no CI]"
+    return f"[{_signed(metric, row['ci_low'])}, {_signed(metric, row['ci_high'])}]"
+
+
+def _pct_ci(row: dict) -> str:
+    if row["ci_low"] is None:
+        return "[no CI]"
+    return f"[{100 * row['ci_low']:.0f}, {100 * row['ci_high']:.0f}]"
+
+
+def _signed(metric: str, value: float) -> str:
+    if metric.startswith("r@"):
+        return f"{100 * value:+.2f}"
+    return f"{value:+.2f}" if metric == "mean_rank" else f"{value:+.4f}"
+
+
+CLAIM_METRICS = ("mrr", "r@5", "mean_rank")
+
+
+def claims_section(claims: dict) -> list[str]:
+    """The claims table: each pair's paper Δ, our Δ [95 % CI] and the verdict, per metric."""
+    md = [
+        "## Claims of the paper on this data",
+        "",
+        "A − B on the test split; R@5 in points, Mean = mean rank (lower is better). "
+        "[95 % CI] = paired percentile bootstrap over test dialogs; **reproduced** = the CI "
+        "excludes 0 on the paper's side, **contradicted** = on the other side, "
+        "**not significant** = it contains 0. Details: `report/comparisons.json`.",
+        "",
+    ]
+    head = [f"{HEADERS[m]}: paper / ours [95 % CI] / verdict" for m in CLAIM_METRICS]
+    md += ["| A | B | " + " | ".join(head) + " |", "| --- | --- |" + " --- |" * len(head)]
+    for name, row in claims.items():
+        a, _, b = name.partition("_vs_")
+        if "missing" in row:
+            md.append(f"| {a} | {b} | not evaluated: {', '.join(row['missing'])} |")
+            continue
+        cells = []
+        for m in CLAIM_METRICS:
+            r = row.get(m)
+            if not r:
+                cells.append("–")
+                continue
+            paper = "–" if r["paper"] is None else _signed(m, r["paper"])
+            ours = f"{_signed(m, r['delta'])} {_ci(m, r)}"
+            cells.append(f"{paper} / {ours} / **{r['verdict']}**")
+        md.append(f"| {a} | {b} | " + " | ".join(cells) + " |")
+    return md + [""]

@@ -173,10 +173,10 @@ class _Shard:
 def _launch(model: nn.Module, images: torch.Tensor, device: torch.device, cfg: FeaturesConfig):
     """Start the forward of one uint8 batch; returns a host tensor (and an event on CUDA)."""
     x = normalize(images.to(device, non_blocking=True))  # (B, 3, S, S)
+    x = x.contiguous(memory_format=torch.channels_last)  # CPU too: 1.14x for VGG-19 here
     if device.type != "cuda":
         with autocast(device, cfg.precision):
-            return model(x).float().numpy(), None  # (B, 512, S/32, S/32)
-    x = x.contiguous(memory_format=torch.channels_last)
+            return model(x).float().contiguous().numpy(), None  # (B, 512, S/32, S/32)
     with autocast(device, cfg.precision):
         y = model(x)
     y = y.to(getattr(torch, cfg.dtype)).contiguous()  # (B, 512, S/32, S/32)
@@ -339,9 +339,8 @@ def extract_features(
     ranks, device = init_distributed(cfg.device, "features.device", timedelta(hours=12))
     try:
         backbone = load_backbone(cfg.weights, cfg.seed)
-        model = backbone.module.to(device)
+        model = backbone.module.to(device).to(memory_format=torch.channels_last)
         if device.type == "cuda":
-            model = model.to(memory_format=torch.channels_last)
             torch.backends.cudnn.benchmark = True
         shape = (CHANNELS, cfg.image_size // 32, cfg.image_size // 32)
         plans = {}

@@ -24,6 +24,26 @@ if TYPE_CHECKING:
     from pipeline.models.variants import Variant
 
 
+def unique_rows(rows: Tensor) -> tuple[Tensor, Tensor]:
+    """``torch.unique(rows, dim=0, return_inverse=True)`` for a 2-D integer tensor, by sorting.
+
+    The same result (distinct rows in ascending lexicographic order, and each row's position
+    among them), but vectorised: torch's ``unique(dim=0)`` compares rows one pair at a time on
+    the CPU (80 ms for the 10 k answers of a demo batch, a third of D's training step).
+    LSD radix order: stable sorts by the last column first, then by each earlier one.
+    """
+    n = rows.shape[0]
+    order = torch.arange(n, device=rows.device)
+    for col in range(rows.shape[1] - 1, -1, -1):
+        order = order[torch.sort(rows[order, col], stable=True).indices]
+    ordered = rows[order]  # (N, C) sorted rows
+    first = torch.ones(n, dtype=torch.bool, device=rows.device)
+    first[1:] = (ordered[1:] != ordered[:-1]).any(1)  # (N,) starts of runs of equal rows
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.cumsum(first, 0) - 1
+    return ordered[first], inverse
+
+
 class DiscriminativeModel(nn.Module):
     """Encoder + D's answer encoder f(·); score = e_t^T f(a)."""
 
@@ -57,7 +77,7 @@ class DiscriminativeModel(nn.Module):
         """
         la = tokens.shape[-1]
         rows = torch.cat([tokens.reshape(-1, la), lengths.reshape(-1, 1)], dim=1)  # (N, La+1)
-        distinct, inverse = torch.unique(rows, dim=0, return_inverse=True)  # (U, La+1), (N,)
+        distinct, inverse = unique_rows(rows)  # (U, La+1), (N,)
         length = distinct[:, la].clamp(1, la)  # (U,)
         groups = [torch.nonzero(length == n).squeeze(1) for n in length.unique().tolist()]
         parts = [self.answer_encoder(distinct[g, : int(length[g[0]])], length[g]) for g in groups]

@@ -66,6 +66,10 @@ class Trainer:
     after_step: Callable[[object, torch.optim.Optimizer], None] | None = None  # (batch, opt)
     epoch_stats: Callable[[], dict] | None = None  # extra train metrics of the finished epoch
     export: Callable[[dict], dict[Path, dict]] | None = None  # state -> {out_dir: state}
+    # Validate the starting weights too (epoch 0: knowledge transfer's G-MLE). Logged at step 0
+    # and kept in the checkpoints as ``initial``; never a candidate for best.pt.
+    validate_initial: bool = False
+    _initial: dict | None = field(default=None, init=False, repr=False)
 
     def fingerprint(self) -> str:
         """What determines the weights after epoch k (not ``epochs`` or ``patience``: a longer
@@ -89,6 +93,8 @@ class Trainer:
             model.parameters(), lr=self.cfg.lr, betas=(self.cfg.beta1, 0.999)
         )
         start, history, best = self._resume(model, optimizer)
+        if self.validate_initial and self.dist.main and self._initial is None:
+            self._initial = {"epoch": 0, **{f"val_{k}": v for k, v in self.validate(model).items()}}
         wrapped = DistributedDataParallel(model) if self.dist.enabled else model
         for epoch in range(start, self.cfg.epochs):
             if self._stop_early(history):
@@ -171,6 +177,8 @@ class Trainer:
             "history": history,
             "best": best,
         }
+        if self._initial is not None:
+            state["initial"] = self._initial
         if optimizer is not None:
             state["optimizer"] = optimizer.state_dict()
         with atomic_path(path) as tmp:
@@ -188,6 +196,7 @@ class Trainer:
             if state.get("fingerprint") == self.fingerprint():
                 model.load_state_dict(state["model"])
                 optimizer.load_state_dict(state["optimizer"])
+                self._initial = state.get("initial")
                 return state["epoch"] + 1, list(state["history"]), state["best"]
         self.dist.barrier()
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -219,10 +228,11 @@ class Trainer:
 
         live_dir = self.files.live_dir
         shutil.rmtree(live_dir, ignore_errors=True)
+        rows = ([self._initial] if self._initial else []) + history  # step = epoch with epoch 0
         with Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None) as live:
-            for row in history:
+            for row in rows:
                 for key, value in row.items():
                     if key != "epoch":
                         live.log_metric(key, value)
                 live.next_step()
-        plot_curves(history, live_dir / "curves.png", title=self.meta.get("variant", ""))
+        plot_curves(rows, live_dir / "curves.png", title=self.meta.get("variant", ""))

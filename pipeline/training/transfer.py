@@ -46,6 +46,7 @@ from pipeline.data.vocab import PAD_ID, Vocabulary
 from pipeline.errors import InputError
 from pipeline.evaluation.evaluate import retrieval_metrics
 from pipeline.models.checkpoint import load_checkpoint, load_model
+from pipeline.models.decoder import Decoding, generate
 from pipeline.models.discriminator import DiscriminativeModel
 from pipeline.models.generator import GenerativeModel
 from pipeline.models.losses import negatives_from_options, npair_loss, perceptual_loss
@@ -218,6 +219,55 @@ class KnowledgeTransfer(nn.Module):
         return out
 
 
+# ---- did knowledge transfer? ---------------------------------------------------------------
+DIAGNOSTICS = ("lg", "d_margin", "d_fooled", "d_greedy_rank")
+
+
+@torch.no_grad()
+def transfer_diagnostics(
+    model: KnowledgeTransfer, batches, device: torch.device, precision: str, seed: int
+) -> dict[str, float]:
+    """What D thinks of G's answers on ``batches`` (the val split), over rounds with an answer.
+
+    * ``lg``: L_G (Eq. 5) of G's sampled answers (ancestral sampling, the distribution of the
+      Gumbel-softmax sampler's forward pass; ``torch.Generator`` seeded ``seed``);
+    * ``d_margin``: mean s(â) − s(a_gt), D's score of the sample minus the ground truth's;
+    * ``d_fooled``: share of rounds where D scores the sample above the ground truth;
+    * ``d_greedy_rank``: the expected rank (ties: the mean rank) D gives G's greedy answer
+      among the round's 100 options and itself, 1..101 (lower = more like what D prefers).
+    """
+    was_training = model.training
+    model.eval()
+    g, d = model.g, model.d
+    gen = torch.Generator(device).manual_seed(seed)
+    sums = dict.fromkeys(DIAGNOSTICS, 0.0)
+    rounds = 0.0
+    for batch in batches:
+        batch = batch.to(device, non_blocking=True)
+        with autocast(device, precision):
+            mask = flat_rounds(batch) & (batch.gt_index.reshape(-1) >= 0)  # (M,)
+            e_g = g.encode(batch)  # (M, H)
+            la = batch.answer.shape[-1]
+            sample = generate(g.decoder, e_g, Decoding("sample", max_len=la), gen)
+            greedy = generate(g.decoder, e_g, Decoding("greedy", max_len=la))
+            e_d = d.encode(batch)  # (M, H)
+            f_gt = d.answer_encoder(batch.answer.flatten(0, 1), batch.answer_len.flatten())
+            f_hat, f_greedy = d.answer_encoder(*sample), d.answer_encoder(*greedy)  # (M, H)
+            options = d.score_options(batch).flatten(0, 1).float()  # (M, O)
+            count = mask.sum()
+            lg = perceptual_loss(e_d, f_gt, f_hat, mask).float() * count
+        s_gt, s_hat = (e_d * f_gt).sum(-1).float(), (e_d * f_hat).sum(-1).float()  # (M,)
+        s_greedy = (e_d * f_greedy).sum(-1).float().unsqueeze(1)  # (M, 1)
+        rank = 1 + (options > s_greedy).sum(1) + (options == s_greedy).sum(1) / 2  # (M,)
+        sums["lg"] += float(lg)
+        sums["d_margin"] += float((s_hat - s_gt)[mask].sum())
+        sums["d_fooled"] += float((s_hat > s_gt)[mask].sum())
+        sums["d_greedy_rank"] += float(rank[mask].sum())
+        rounds += float(count)
+    model.train(was_training)
+    return {k: v / max(rounds, 1.0) for k, v in sums.items()}
+
+
 # ---- the run ------------------------------------------------------------------------------
 @dataclass
 class TransferFiles:
@@ -301,7 +351,7 @@ def run_transfer(
         if mode != "dis":
             d_metrics = retrieval_metrics(model.d, loader, device, cfg.precision)
             metrics |= {f"d_{k}": v for k, v in d_metrics.items()}
-        return metrics
+        return metrics | transfer_diagnostics(model, loader, device, cfg.precision, cfg.seed)
 
     def export(state: dict) -> dict[Path, dict]:
         """Split a transfer checkpoint into G's (and D's) in the pretraining format."""
@@ -333,5 +383,6 @@ def run_transfer(
         after_step=None if mode == "dis" else after_step,
         epoch_stats=model.epoch_stats,
         export=export,
+        validate_initial=True,  # epoch 0 = the pretrained G (and D): before transfer
     )
     return trainer.run()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -65,18 +66,24 @@ def test_metrics_on_hand_made_scores_are_exact(tiny_data):
     val = load_data(prepared, features, "val")
     gt = val.arrays["gt_index"].reshape(-1).astype(np.float64)
     rank = gt + 1  # option o scores -o: the ground truth at position g has rank g + 1
-    got = evaluate_split(FixedScores(), val, batch_size=3, device=CPU)
+    got, rounds = evaluate_split(FixedScores(), val, batch_size=3, device=CPU)
     assert set(got) == KEYS and got["count"] == len(gt) == 40
     assert got["mean_rank"] == pytest.approx(rank.mean())
     assert got["mrr"] == pytest.approx((1 / rank).mean())
     for k in (1, 5, 10):
         assert got[f"r@{k}"] == pytest.approx((rank <= k).mean())
     assert 0 < got["r@10"] < 1  # the demo's ground truths are spread over positions
+    # one row per round, in (dialog, round) order, with the hand-made rank
+    assert list(rounds.columns) == ["image_id", "round_id", "rank", "rr", "r1", "r5", "r10"]
+    assert rounds["rank"].tolist() == rank.tolist()
+    assert rounds["round_id"].tolist() == [r + 1 for _ in range(4) for r in range(10)]
+    assert rounds["image_id"].tolist() == np.repeat(val.arrays["image_id"], 10).tolist()
+    assert rounds["r5"].tolist() == (rank <= 5).astype(float).tolist()
 
 
 def test_all_equal_scores_give_chance_level(tiny_data):
     val = load_data(*tiny_data, "val")
-    got = evaluate_split(FixedScores(equal=True), val, batch_size=4, device=CPU)
+    got, _ = evaluate_split(FixedScores(equal=True), val, batch_size=4, device=CPU)
     assert got["mean_rank"] == pytest.approx(50.5)
     assert got["r@1"] == pytest.approx(0.01) and got["r@10"] == pytest.approx(0.10)
     assert got["mrr"] == pytest.approx(sum(1 / r for r in range(1, 101)) / 100)
@@ -98,10 +105,14 @@ def test_ndcg_with_dense_annotations(tiny_data, relevant, dcg):
     arrays["dense_relevance"] = np.zeros((n, 100), np.float32)
     arrays["dense_relevance"][:, list(relevant)] = [1.0, 0.5]
     val = DialogDataset(arrays, FeatureReader(features / "val.h5"))
-    got = evaluate_split(FixedScores(), val, batch_size=2, device=CPU)
+    got, rounds = evaluate_split(FixedScores(), val, batch_size=2, device=CPU)
     assert set(got) == KEYS | {"ndcg", "ndcg_count"}
     assert got["ndcg_count"] == 3
     assert got["ndcg"] == pytest.approx(dcg / IDEAL)
+    # the per-round column holds it on the annotated round (1-based 4, 1, 10) only
+    annotated = rounds.dropna(subset=["ndcg"])
+    assert annotated["round_id"].tolist() == [4, 1, 10][: len(annotated)]
+    assert annotated["ndcg"].tolist() == pytest.approx([dcg / IDEAL] * len(annotated))
 
 
 def test_metrics_file_matches_trainer_validation(tiny_data, tmp_path):
@@ -109,8 +120,16 @@ def test_metrics_file_matches_trainer_validation(tiny_data, tmp_path):
     ckpt = save_tiny(tmp_path / "models/hciae-d-np-att/best.pt", "hciae-d-np-att",
                      vocab_size(prepared))  # fmt: skip
     out, ranks_out = tmp_path / "metrics/x.json", tmp_path / "predictions/x_ranks.json"
-    got = evaluate_model(ckpt, prepared, features, out, ranks_out, batch_size=3, progress=False)
+    rounds_out = tmp_path / "predictions/x_test_rounds.csv"
+    got = evaluate_model(
+        ckpt, prepared, features, out, ranks_out, rounds_out, batch_size=3, progress=False
+    )
     assert json.loads(out.read_text()) == got and set(got) == KEYS
+    rounds = pd.read_csv(rounds_out)  # the metrics are exactly its column means
+    assert len(rounds) == got["count"]
+    means = {"mrr": "rr", "mean_rank": "rank", "r@1": "r1", "r@5": "r5", "r@10": "r10"}
+    for metric, column in means.items():
+        assert rounds[column].mean() == pytest.approx(got[metric], rel=1e-12), metric
     assert json.loads(ranks_out.read_text()) == []  # no challenge split
     from pipeline.models.checkpoint import load_model
 
@@ -171,7 +190,7 @@ def test_cli_missing_model_is_one_line_error(tiny_data, tmp_path, monkeypatch):
     prepared, features = tiny_data
     args = ["evaluate", "--model", "models/nope-g/best.pt", "--prepared", str(prepared),
             "--features", str(features), "--metrics", "metrics/nope-g.json",
-            "--ranks", "predictions/nope-g.json"]  # fmt: skip
+            "--ranks", "predictions/nope-g.json", "--rounds", "predictions/nope-g.csv"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1
     assert (
@@ -187,7 +206,8 @@ def test_cli_writes_metrics_and_ranks(tiny_data, tmp_path, monkeypatch):
     save_tiny(tmp_path / "models/lf-g/best.pt", "lf-g", vocab_size(prepared))
     args = ["evaluate", "--model", "models/lf-g/best.pt", "--prepared", str(prepared),
             "--features", str(features), "--metrics", "metrics/lf-g.json",
-            "--ranks", "predictions/lf-g_challenge_ranks.json"]  # fmt: skip
+            "--ranks", "predictions/lf-g_challenge_ranks.json",
+            "--rounds", "predictions/lf-g_test_rounds.csv"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert set(json.loads((tmp_path / "metrics/lf-g.json").read_text())) == KEYS

@@ -3,7 +3,12 @@ import math
 import pytest
 import torch
 
-from pipeline.evaluation.metrics import NDCG, RetrievalMetrics, ranks_of_options
+from pipeline.evaluation.metrics import (
+    RetrievalMetrics,
+    ndcg_of_rounds,
+    ranks_of_options,
+    round_outcomes,
+)
 
 
 def _hand_scores():
@@ -84,29 +89,45 @@ def test_ranks_of_options():
 def test_ndcg_on_a_hand_made_example():
     relevance = torch.tensor([[1.0, 0.5, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]])
     scores = torch.tensor([[0.5, 0.2, 0.9, 0.1], [1.0, 2.0, 3.0, 4.0], [0.0, 3.0, 2.0, 1.0]])
-    metric = NDCG()
-    metric.observe(scores, relevance)
-    got = metric.retrieve()
+    got = ndcg_of_rounds(scores, relevance)
     # Row 0: k = 2, model's top 2 = options 2, 0 -> DCG = 0/log2(2) + 1/log2(3);
     # ideal top 2 = 1, 0.5 -> 1/log2(2) + 0.5/log2(3). Row 1 has no relevant option: skipped.
     # Row 2: k = 1, option 1 is first -> 1.
     row0 = (1 / math.log2(3)) / (1 + 0.5 / math.log2(3))
-    assert got["ndcg_count"] == 2
-    assert got["ndcg"] == pytest.approx((row0 + 1.0) / 2)
+    assert got[0].item() == pytest.approx(row0)
+    assert got[1].isnan()
+    assert got[2].item() == pytest.approx(1.0)
 
 
 def test_ndcg_ties_are_expected_over_random_orders():
     relevance = torch.tensor([[1.0, 0.0, 0.5, 0.0, 0.0, 0.25]])
     scores = torch.tensor([[2.0, 2.0, 1.0, 1.0, 1.0, 0.0]])
-    metric = NDCG()
-    metric.observe(scores, relevance)
+    exact = ndcg_of_rounds(scores, relevance).item()
     g = torch.Generator().manual_seed(2)
     trials = 3000
     broken = scores + torch.rand(trials, 6, generator=g) * 0.5  # (trials, 6) random tie orders
-    sampled = NDCG()
-    sampled.observe(broken, relevance.expand(trials, -1))
-    assert metric.retrieve()["ndcg"] == pytest.approx(sampled.retrieve()["ndcg"], abs=0.005)
+    sampled = ndcg_of_rounds(broken, relevance.expand(trials, -1)).mean().item()
+    assert exact == pytest.approx(sampled, abs=0.005)
     # k = 3: positions 1-2 hold options {0, 1} (mean gain 0.5), position 3 holds {2, 3, 4} (1/6).
     ideal = 1 + 0.5 / math.log2(3) + 0.25 / 2
     expected = (0.5 + 0.5 / math.log2(3) + (1 / 6) / 2) / ideal
-    assert metric.retrieve()["ndcg"] == pytest.approx(expected)
+    assert exact == pytest.approx(expected)
+
+
+def test_round_outcomes_on_hand_made_ranks():
+    # Row 0: gt (option 1, score 3) beaten by options 0, 2, 3, no tie -> rank 4.
+    # Row 1: gt (option 0) beaten by 1, tied with 2 others -> ranks 2..4 equally likely.
+    scores = torch.tensor(
+        [[5.0, 3.0, 4.0, 9.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+         [2.0, 2.0, 7.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]]
+    )  # fmt: skip
+    got = round_outcomes(scores, torch.tensor([1, 0]))
+    assert got["rank"].tolist() == [4.0, 3.0]
+    assert got["rr"].tolist() == pytest.approx([1 / 4, (1 / 2 + 1 / 3 + 1 / 4) / 3])
+    assert got["r1"].tolist() == [0.0, 0.0]
+    assert got["r5"].tolist() == [1.0, 1.0]
+    assert got["r10"].tolist() == [1.0, 1.0]
+    scores[1, 0] = 1.0  # options 1, 2, 3 now beat the ground truth, none ties with it
+    got = round_outcomes(scores, torch.tensor([1, 0]))
+    assert got["rank"][1].item() == 4.0
+    assert got["r1"][1].item() == 0.0 and got["r5"][1].item() == 1.0
