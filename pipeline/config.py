@@ -361,6 +361,38 @@ def _check_type(value: Any, annotation: Any, key: str, source: str, default: Any
     raise InputError(f"{source}: key '{key}' has value {value!r}, expected {expected}")
 
 
+INF = float("inf")
+# Allowed ranges [low, high] of numeric params by field name, checked wherever the field is
+# given (params.yaml, dvc exp run -S, command-line options). Field names mean the same in every
+# section (``epochs`` of train_g, train_d and transfer alike).
+RANGES: dict[str, tuple[float, float]] = {
+    # data sizes and seeds
+    "train_dialogs": (1, INF), "val_dialogs": (0, INF), "val_from_train": (0, INF),
+    "min_count": (1, INF), "caption": (1, INF), "question": (1, INF), "answer": (1, INF),
+    "image_size": (32, INF), "seed": (0, 2**32 - 1),
+    # performance
+    "batch_size": (1, INF), "num_workers": (0, INF), "workers": (0, INF),
+    # models
+    "embed_dim": (1, INF), "hidden": (1, INF), "dropout": (0.0, 0.99),
+    # training
+    "epochs": (1, INF), "lr": (1e-12, 10.0), "beta1": (0.0, 0.999999), "lr_decay": (1e-6, 1.0),
+    "lr_decay_every": (0, INF), "patience": (0, INF), "grad_clip": (0.0, INF),
+    "negatives": (1, 99), "l2": (0.0, INF), "alpha": (0.0, INF), "tau": (1e-6, INF),
+    # report, chat, compare
+    "samples": (0, INF), "noises": (0, INF), "temperature": (1e-6, INF), "beam_size": (1, INF),
+    "resamples": (100, INF), "level": (0.5, 0.999),
+}  # fmt: skip
+
+
+def _check_range(name: str, value: Any, key: str, source: str) -> None:
+    if name not in RANGES or isinstance(value, bool) or not isinstance(value, int | float):
+        return
+    low, high = RANGES[name]
+    if not low <= value <= high:
+        shown = f">= {low:g}" if high == INF else f"in [{low:g}, {high:g}]"
+        raise InputError(f"{source}: key '{key}' = {value!r} must be {shown}")
+
+
 def from_mapping(
     cls: type, mapping: dict[str, Any], source: str, prefix: str = "", base: Any = None
 ) -> Any:
@@ -383,4 +415,6 @@ def from_mapping(
         k: _check_type(v, hints[k], prefix + k, source, getattr(base, k))
         for k, v in mapping.items()
     }
+    for k, v in kwargs.items():
+        _check_range(k, v, prefix + k, source)
     return dataclasses.replace(base, **kwargs)

@@ -66,3 +66,42 @@ def test_precision_must_be_one_of_the_choices():
     assert params.train_g.precision == "bf16" and params.transfer.precision == "auto"
     with pytest.raises(InputError, match="'train_d.precision' has value 'fp16', expected one of"):
         Params.from_mapping({"train_d": {"precision": "fp16"}})
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        ("train_g", "epochs", 0, "key 'train_g.epochs' = 0 must be >= 1"),
+        ("train_d", "batch_size", -4, "key 'train_d.batch_size' = -4 must be >= 1"),
+        ("transfer", "alpha", -0.5, "key 'transfer.alpha' = -0.5 must be >= 0"),
+        ("transfer", "tau", 0.0, "key 'transfer.tau' = 0.0 must be >= 1e-06"),
+        ("train_d", "negatives", 100, "key 'train_d.negatives' = 100 must be in [1, 99]"),
+        ("model", "dropout", 1.0, "key 'model.dropout' = 1.0 must be in [0, 0.99]"),
+        ("compare", "level", 1.5, "key 'compare.level' = 1.5 must be in [0.5, 0.999]"),
+        ("prepare", "val_from_train", -1, "key 'prepare.val_from_train' = -1 must be >= 0"),
+    ],
+)
+def test_numeric_params_outside_their_range_are_one_line_errors(section, key, value, message):
+    with pytest.raises(InputError) as err:
+        Params.from_mapping({section: {key: value}})
+    assert str(err.value) == f"params.yaml: {message}"
+
+
+def test_every_numeric_default_is_inside_its_range():
+    import dataclasses
+
+    from pipeline.config import RANGES, _check_range
+
+    def walk(obj, prefix=""):
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                yield from walk(value, f"{prefix}{f.name}.")
+            else:
+                yield f.name, value, prefix + f.name
+
+    seen = set()
+    for name, value, key in walk(Params()):
+        _check_range(name, value, key, "defaults")
+        seen.add(name)
+    assert set(RANGES) <= seen  # no range for a field that does not exist

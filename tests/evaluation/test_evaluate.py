@@ -212,3 +212,32 @@ def test_cli_writes_metrics_and_ranks(tiny_data, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert set(json.loads((tmp_path / "metrics/lf-g.json").read_text())) == KEYS
     assert (tmp_path / "predictions/lf-g_challenge_ranks.json").read_text().strip() == "[]"
+
+
+class RotatedScores(torch.nn.Module):
+    """Round r ranks option (r + j) % O at place j: every round orders the options differently."""
+
+    def score_options(self, batch):
+        b, r, o, _ = batch.options.shape
+        rounds = torch.arange(r).view(r, 1)
+        places = (torch.arange(o).view(1, o) - rounds) % o  # (R, O) place of each option
+        return (-places.float()).expand(b, r, o)  # (B, R, O)
+
+
+def test_ndcg_is_scored_on_the_annotated_round(tiny_data):
+    """Relevance 1 on options 0..9 (so NDCG@10); dialog d is annotated at round k_d. Under
+    RotatedScores round k's top 10 are options k..k+9, of which 10 - k are relevant, at places
+    0..9-k: NDCG = sum_{p<10-k} 1/log2(p+2) / sum_{p<10} 1/log2(p+2)."""
+    prepared, features = tiny_data
+    arrays = load_split(prepared / "dialogs.h5", "val")
+    n = len(arrays["image_id"])
+    annotated = [3, 7, 1, 0][:n]
+    arrays["dense_round"] = np.array(annotated, np.int32)
+    arrays["dense_relevance"] = np.zeros((n, 100), np.float32)
+    arrays["dense_relevance"][:, :10] = 1.0
+    val = DialogDataset(arrays, FeatureReader(features / "val.h5"))
+    got, rounds = evaluate_split(RotatedScores(), val, batch_size=3, device=CPU)
+    ideal = sum(1 / math.log2(p + 2) for p in range(10))
+    want = [sum(1 / math.log2(p + 2) for p in range(10 - k)) / ideal for k in annotated]
+    assert got["ndcg"] == pytest.approx(sum(want) / len(want))
+    assert rounds.dropna(subset=["ndcg"])["ndcg"].tolist() == pytest.approx(want)

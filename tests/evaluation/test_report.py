@@ -147,3 +147,47 @@ def test_selected_epochs_come_from_best_and_last(tmp_path):
         state = {"model": {}, "meta": {}, "epoch": epoch, "history": rows[: epoch + 1]}
         torch.save(state, tmp_path / "a-g" / name)
     assert selected_epochs(tmp_path, ["a-g", "missing-g"]) == {"a-g": (3, 5)}
+
+
+def test_deltas_and_the_claims_table_are_re_derived_from_the_files(tiny_data, tmp_path):
+    metrics = _metrics_dir(tmp_path)
+    dis = {"mrr": 0.55, "r@1": 0.41, "r@5": 0.7, "r@10": 0.72, "mean_rank": 14.0, "count": 40}
+    (metrics / "hciae-g-dis.json").write_text(json.dumps(dis))
+    claims = {
+        "hciae-g-dis_vs_hciae-g-mle": {
+            m: {
+                "delta": d,
+                "ci_low": d - 0.01,
+                "ci_high": d + 0.01,
+                "p": 0.01,
+                "paper": pd_,
+                "verdict": v,
+            }
+            for m, d, pd_, v in (
+                ("mrr", 0.05, 0.0081, "reproduced"),
+                ("r@5", 0.1, 0.0173, "reproduced"),
+                ("mean_rank", -1.0, -1.78, "reproduced"),
+            )
+        },  # fmt: skip
+        "hciae-g-mle_vs_lf-g": {"missing": ["lf-g"]},
+    }
+    (tmp_path / "comparisons.json").write_text(json.dumps(claims))
+    prepared, features = tiny_data
+    build_report(
+        ReportConfig(samples=2, batch_size=3), prepared=prepared, features=features,
+        models_dir=tmp_path / "models", metrics_dir=metrics, live_dir=tmp_path / "live",
+        out_dir=tmp_path / "report", device=CPU, progress=False,
+        comparisons=tmp_path / "comparisons.json",
+    )  # fmt: skip
+    text = (tmp_path / "report/README.md").read_text()
+    # G-DIS − G-MLE from the metrics files: R@5 0.7 − 0.6, MRR 0.55 − 0.5
+    assert "hciae-g-dis − hciae-g-mle: R@5 +10.00 points, MRR +0.0500" in text
+    lines = text.splitlines()
+    assert lines.index("## Claims of the paper on this data") < lines.index(
+        "## Table 1: generative models"
+    )  # the claims open the report
+    row = next(line for line in lines if line.startswith("| hciae-g-dis | hciae-g-mle |"))
+    assert "+0.0081 / +0.0500 [+0.0400, +0.0600] / **reproduced**" in row
+    assert "+1.73 / +10.00 [+9.00, +11.00] / **reproduced**" in row
+    assert "-1.78 / -1.00 [-1.01, -0.99] / **reproduced**" in row
+    assert "| hciae-g-mle | lf-g | not evaluated: lf-g |" in text

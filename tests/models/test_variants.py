@@ -149,3 +149,15 @@ def test_d_loss_never_uses_a_copy_of_the_answer_or_an_empty_option(batch, loss):
             total += float(F.cross_entropy(pool.view(1, -1), torch.zeros(1, dtype=torch.long)))
     assert int(count) == int(keep.sum())
     assert int(count) == 1 and float(loss_sum.detach()) == pytest.approx(total, rel=1e-5)
+
+
+def test_unique_rows_is_torch_unique_dim0():
+    from pipeline.models.discriminator import unique_rows
+
+    g = torch.Generator().manual_seed(0)
+    rows = torch.randint(0, 4, (3000, 6), generator=g)
+    rows[:, 3:] = torch.randint(0, 2, (3000, 3), generator=g)
+    want, want_inverse = torch.unique(rows, dim=0, return_inverse=True)
+    got, inverse = unique_rows(rows)
+    assert torch.equal(got, want) and torch.equal(inverse, want_inverse)
+    assert torch.equal(got[inverse], rows)

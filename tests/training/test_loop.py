@@ -114,16 +114,27 @@ def test_checkpoint_meta_mismatch_is_a_clear_error(tiny_data, tmp_path):
         load_checkpoint(files.out_dir / "best.pt", meta)
 
 
-def test_torchrun_two_processes_match_one_process(tiny_data, tmp_path):
-    """2 gloo processes with batch 2 each == 1 process with batch 4 (DDP averages gradients)."""
+@pytest.mark.parametrize(
+    ("stage", "variant", "extra", "tolerance"),
+    [("train_g", "hciae-g-mle", {}, 2e-6),
+     ("train_d", "hciae-d-np-att", {"negatives": 99}, 1e-4)],  # all 99: no draw per rank
+)  # fmt: skip
+def test_torchrun_two_processes_match_one_process(
+    tiny_data, tmp_path, stage, variant, extra, tolerance
+):
+    """2 gloo processes with batch 2 each == 1 process with batch 4 (DDP averages gradients),
+    to float32 rounding. Measured largest weight differences after 2 epochs: G 1.2e-7; D
+    2.3e-5, because each rank encodes its own set of distinct answers (other matrix shapes,
+    other rounding) and Adam's normalisation turns rounding-level differences of near-zero
+    gradients into lr-sized steps. Dropping the x world factor of the loss gives 2.7e-4 (G)."""
     prepared, features = tiny_data
     params = {
         "model": {"embed_dim": 16, "hidden": 24, "dropout": 0.0},
-        "train_g": {"epochs": 2, "batch_size": 4, "device": "cpu"},
+        stage: {"epochs": 2, "batch_size": 4, "device": "cpu", **extra},
     }
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    args = ["-m", "stages.train_g", "--variant", "hciae-g-mle", "--prepared", str(prepared),
-            "--features", str(features), "--out", "models/hciae-g-mle", "--live", "live/g",
+    args = ["-m", f"stages.{stage}", "--variant", variant, "--prepared", str(prepared),
+            "--features", str(features), "--out", f"models/{variant}", "--live", "live/g",
             "--resume", ".resume/g"]  # fmt: skip
     for name, launcher in (
         ("one", [sys.executable]),
@@ -135,10 +146,10 @@ def test_torchrun_two_processes_match_one_process(tiny_data, tmp_path):
         (cwd / "params.yaml").write_text(yaml.safe_dump(params))
         proc = subprocess.run([*launcher, *args], cwd=cwd, env=env, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr[-3000:]
-    one = _weights(tmp_path / "one/models/hciae-g-mle/last.pt")
-    two = _weights(tmp_path / "two/models/hciae-g-mle/last.pt")
-    for key in one:
-        torch.testing.assert_close(one[key], two[key], atol=1e-4, rtol=1e-3)
+    one = _weights(tmp_path / f"one/models/{variant}/last.pt")
+    two = _weights(tmp_path / f"two/models/{variant}/last.pt")
+    worst = max(float((one[k] - two[k]).abs().max()) for k in one)
+    assert worst < tolerance, f"largest weight difference {worst:.2e}"
 
 
 def test_autocast_bf16_runs_on_the_cpu_and_auto_keeps_fp32(monkeypatch):

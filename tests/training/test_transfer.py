@@ -267,3 +267,87 @@ def test_unknown_mode_is_a_user_error(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, ["transfer", "--mode", "gan3", *PATHS, "--out-d", "d"])
     assert result.exit_code == 1 and "gan3" in result.stderr
+
+
+def test_diagnostics_match_a_direct_computation(pretrained, batch):
+    """L_G, D's margin, the share D prefers the sample and D's rank of the greedy answer, each
+    recomputed here from D's scores of explicitly generated answers."""
+    from pipeline.models.decoder import Decoding, generate
+    from pipeline.training.transfer import transfer_diagnostics
+
+    model = _pair(pretrained)
+    got = transfer_diagnostics(model, [batch], torch.device("cpu"), "fp32", seed=3)
+    g, d = model.g, model.d
+    mask = flat_rounds(batch) & (batch.gt_index.reshape(-1) >= 0)
+    with torch.no_grad():
+        e_g, e_d = g.encode(batch), d.encode(batch)
+        gen = torch.Generator().manual_seed(3)
+        la = batch.answer.shape[-1]
+        sample, sample_len = generate(g.decoder, e_g, Decoding("sample", max_len=la), gen)
+        greedy, greedy_len = generate(g.decoder, e_g, Decoding("greedy", max_len=la))
+        s_gt = e_d * d.answer_encoder(batch.answer.flatten(0, 1), batch.answer_len.flatten())
+        s_gt = s_gt.sum(-1)[mask]
+        s_hat = (e_d * d.answer_encoder(sample, sample_len)).sum(-1)[mask]
+        s_greedy = (e_d * d.answer_encoder(greedy, greedy_len)).sum(-1)[mask]
+        options = d.score_options(batch).flatten(0, 1)[mask]  # (M', 100)
+    ranks = [1 + sum(float(o > s) + 0.5 * float(o == s) for o in row) for row, s in
+             zip(options.tolist(), s_greedy.tolist(), strict=True)]  # fmt: skip
+    assert got["lg"] == pytest.approx(torch.log1p(torch.exp(s_gt - s_hat)).mean().item(), rel=1e-5)
+    assert got["d_margin"] == pytest.approx((s_hat - s_gt).mean().item(), rel=1e-5, abs=1e-6)
+    assert got["d_fooled"] == pytest.approx((s_hat > s_gt).float().mean().item())
+    assert got["d_greedy_rank"] == pytest.approx(sum(ranks) / len(ranks))
+    assert 1 <= got["d_greedy_rank"] <= 101
+
+
+def test_epoch_zero_is_the_pretrained_g_and_never_selected(pretrained, tiny_data, tmp_path):
+    prepared, features = tiny_data
+    g_path, d_path = pretrained
+    files = _files(tmp_path, "dis")
+    run_transfer("dis", _cfg(epochs=2, lr=0.0), g_path, d_path, prepared, features, files,
+                 progress=False)  # fmt: skip
+    best = load_checkpoint(files.g_out / "best.pt")
+    initial = best["initial"]
+    assert initial["epoch"] == 0 and best["epoch"] >= 0  # epochs 1.. are the candidates
+    assert {"val_mrr", "val_lg", "val_d_margin", "val_d_fooled", "val_d_greedy_rank"} <= set(
+        initial
+    )
+    # lr 0: G does not move, so epoch 0 and epoch 1 see the same G (val is deterministic)
+    assert best["history"][0]["val_mrr"] == pytest.approx(initial["val_mrr"])
+    assert best["history"][0]["val_lg"] == pytest.approx(initial["val_lg"])
+    steps = (files.live_dir / "plots" / "metrics" / "val_lg.tsv").read_text().splitlines()
+    assert [line.split("\t")[0] for line in steps[1:]] == ["0", "1", "2"]  # step = epoch
+
+
+@pytest.mark.parametrize("mode", ["gan1", "gan2"])
+def test_gan_steps_move_only_their_own_model_and_d_scores_g_in_eval(tiny_data, tmp_path, mode):
+    """With dropout on: G's step leaves D bit-identical, D's step leaves G bit-identical, and D
+    scores G's samples in eval mode (the same L_G as with D explicitly in eval)."""
+    prepared, features = tiny_data
+    vocab_size = len(Vocabulary.load(prepared / "vocab.json"))
+    drop = ModelConfig(embed_dim=16, hidden=24, dropout=0.5)
+    torch.manual_seed(2)
+    g = build_model("hciae-g-mle", vocab_size, drop)
+    d = build_model("hciae-d-np-att", vocab_size, drop, negatives=9)
+    model = KnowledgeTransfer(g, d, mode).train()
+    b = next(iter(batches(load_data(prepared, features, "train"), 4, shuffle=False)))
+    torch.manual_seed(0)
+    l_train = model.generator_terms(b).l_g
+    model.d.eval()
+    torch.manual_seed(0)
+    assert torch.equal(model.generator_terms(b).l_g, l_train)  # D already was in eval
+
+    def state(m):
+        return {k: v.clone() for k, v in m.state_dict().items()}
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    d0, g0 = state(model.d), state(model.g)
+    loss, n = model(b)
+    optimizer.zero_grad(set_to_none=True)
+    (loss / n).backward()
+    optimizer.step()
+    assert all(torch.equal(v, model.d.state_dict()[k]) for k, v in d0.items())
+    assert not all(torch.equal(v, model.g.state_dict()[k]) for k, v in g0.items())
+    g1 = state(model.g)
+    model.discriminator_step(b, optimizer)
+    assert all(torch.equal(v, model.g.state_dict()[k]) for k, v in g1.items())
+    assert not all(torch.equal(v, model.d.state_dict()[k]) for k, v in d0.items())
