@@ -27,6 +27,7 @@ COMMANDS = [
     ("evaluate", "stages.evaluate"),
     ("compare", "stages.compare"),
     ("report", "stages.report"),
+    ("seeds", "stages.seeds"),
     ("chat", "stages.chat"),
     ("answer", "stages.answer"),
 ]
