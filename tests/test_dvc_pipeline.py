@@ -119,3 +119,29 @@ def test_min_count_change_reruns_only_prepare(repo):
     assert "Running stage 'prepare'" in out
     assert "Running stage 'demo_data" not in out
     assert "Running stage 'features'" not in out  # same image ids: features are kept
+
+
+def test_results_are_consistent_and_the_report_shows_them(repo):
+    """Every metrics file obeys the metrics' own arithmetic and is what the report prints."""
+    stats = json.loads((repo / "data/prepared/stats.json").read_text())
+    report = (repo / "report/README.md").read_text()
+    comparisons = json.loads((repo / "report/comparisons.json").read_text())
+    for path in sorted((repo / "metrics").glob("*.json")):
+        m = json.loads(path.read_text())
+        r1, r5, r10, mrr = m["r@1"], m["r@5"], m["r@10"], m["mrr"]
+        assert 0 <= r1 <= r5 <= r10 <= 1, path.name
+        # per round 1/rank <= 1, 1/2, 1/6, 1/11 for ranks 1, 2-5, 6-10, > 10
+        assert r1 <= mrr <= r1 + (r5 - r1) / 2 + (r10 - r5) / 6 + (1 - r10) / 11 + 1e-12
+        assert 1 <= m["mean_rank"] <= 100
+        assert m["count"] == stats["rounds"]["test"]  # every scored test round, nothing else
+        rounds = (repo / "predictions" / f"{path.stem}_test_rounds.csv").read_text().splitlines()
+        assert len(rounds) - 1 == m["count"]
+        row = f"| {path.stem} | {mrr:.4f} | {100 * r1:.2f} | {100 * r5:.2f} | {100 * r10:.2f} |"
+        assert row in report, row
+    mle = json.loads((repo / "metrics/hciae-g-mle.json").read_text())
+    dis = json.loads((repo / "metrics/hciae-g-dis.json").read_text())
+    pair = comparisons["hciae-g-dis_vs_hciae-g-mle"]["mrr"]
+    assert pair["delta"] == pytest.approx(dis["mrr"] - mle["mrr"], abs=1e-12)
+    assert pair["ci_low"] <= pair["delta"] <= pair["ci_high"]
+    assert f"{100 * (dis['r@5'] - mle['r@5']):+.2f} points" in report
+    assert report.splitlines()[2] == "## Claims of the paper on this data"

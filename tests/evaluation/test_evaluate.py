@@ -210,7 +210,12 @@ def test_cli_writes_metrics_and_ranks(tiny_data, tmp_path, monkeypatch):
             "--rounds", "predictions/lf-g_test_rounds.csv"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert set(json.loads((tmp_path / "metrics/lf-g.json").read_text())) == KEYS
+    metrics = json.loads((tmp_path / "metrics/lf-g.json").read_text())
+    rounds = pd.read_csv(tmp_path / "predictions/lf-g_test_rounds.csv")
+    assert metrics["count"] == len(rounds) == 40  # the 4 test dialogs' 10 rounds, not val's
+    assert set(rounds["image_id"]) == set(load_split(prepared / "dialogs.h5", "test")["image_id"])
+    assert metrics["mrr"] == pytest.approx(rounds["rr"].mean(), rel=1e-12)
+    assert 1 <= metrics["mean_rank"] <= 100 and 0 < metrics["mrr"] <= 1
     assert (tmp_path / "predictions/lf-g_challenge_ranks.json").read_text().strip() == "[]"
 
 
