@@ -18,6 +18,7 @@ app = typer.Typer(
 
 # (subcommand, module) in pipeline order, then the tools; each module defines ``main``.
 COMMANDS = [
+    ("check-params", "stages.check_params"),
     ("demo-data", "stages.demo_data"),
     ("prepare", "stages.prepare"),
     ("features", "stages.features"),

@@ -80,8 +80,8 @@ def test_a_code_change_marks_exactly_the_stages_that_import_it(repo):
     """Appending a comment to a module makes exactly the stages whose command runs it stale."""
     stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
     modules = {name: (s.get("do", s))["cmd"].split()[2] for name, s in stages.items()}
-    active = {"demo_data", "prepare", "features", "train_g", "train_d", "transfer", "evaluate",
-              "compare", "report"}  # transfer_gan has no items in the tiny profile  # fmt: skip
+    active = {"check_params", "demo_data", "prepare", "features", "train_g", "train_d",
+              "transfer", "evaluate", "compare", "report"}  # no transfer_gan here  # fmt: skip
     touched = (
         "pipeline/data/prepare.py", "pipeline/models/decoder.py", "pipeline/features/backbone.py",
         "pipeline/evaluation/report.py", "pipeline/training/loop.py", "pipeline/config.py",
@@ -145,3 +145,24 @@ def test_results_are_consistent_and_the_report_shows_them(repo):
     assert pair["ci_low"] <= pair["delta"] <= pair["ci_high"]
     assert f"{100 * (dis['r@5'] - mle['r@5']):+.2f} points" in report
     assert report.splitlines()[2] == "## Claims of the paper on this data"
+
+
+def test_a_params_typo_fails_first_and_deletes_no_output(repo):
+    """A key beside the right one (train_g.epoch) fails in check_params, before DVC removes the
+    outputs of the stages that would rerun; fixed, nothing downstream reruns."""
+    original = (repo / "params.yaml").read_text()
+    params = read_yaml(repo / "params.yaml")
+    params["train_g"]["epoch"] = 3
+    params["train_g"]["epochs"] = 2  # a real change too: train_g would rerun
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run(["dvc", "repro"], cwd=repo, env=env, capture_output=True, text=True)
+    try:
+        assert proc.returncode != 0
+        assert "unknown key 'train_g.epoch'" in proc.stdout + proc.stderr
+        assert "Running stage 'train_g" not in proc.stdout
+        assert (repo / "models/hciae-g-mle/best.pt").is_file()  # not deleted
+    finally:
+        (repo / "params.yaml").write_text(original)
+    out = _run(["dvc", "repro"], repo)
+    assert "Running stage 'check_params'" in out and "Running stage 'train_g" not in out
