@@ -114,3 +114,9 @@ def test_prepare_and_features_benchmarks_run(capsys, monkeypatch, tmp_path):
     )  # fmt: skip
     features.main()
     assert "ratio (a)/(b)" in capsys.readouterr().out
+
+
+def test_unique_rows_benchmark_runs_and_agrees(capsys):
+    ratios = load("unique_rows").main(["--rows", "500", "--iters", "1"])
+    assert set(ratios) == {500} and ratios[500] > 0
+    assert "unique_rows" in capsys.readouterr().out

@@ -33,6 +33,7 @@ from pipeline.features.backbone import extract_one, load_backbone
 from pipeline.features.extract import extract_features
 from pipeline.features.images import IMAGENET_MEAN, IMAGENET_STD, load_uint8, normalize
 from stages.cli import app
+from stages.params import read_yaml
 from tests.conftest import REPO
 
 PATTERN = "demo_%012d.png"
@@ -483,6 +484,6 @@ def test_dvc_stage_deps_and_params():
     known = {f"features.{k}" for k in FeaturesConfig.__dataclass_fields__} | {"data.images"}
     assert set(stage["params"]) <= known and "data.images" in stage["params"]
     assert "${data.images}" in stage["cmd"] and "--out data/features" in stage["cmd"]
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params = read_yaml(REPO / "params.yaml")  # as DVC reads it (YAML 1.2)
     Params.from_mapping(params)  # the features section is valid
     assert set(params["features"]) == set(FeaturesConfig.__dataclass_fields__)
