@@ -123,7 +123,10 @@ def test_d_loss_never_uses_a_copy_of_the_answer_or_an_empty_option(batch, loss):
 
     b = _with_copy_and_empty(batch)
     torch.manual_seed(0)
-    model = DiscriminativeModel(Variant.parse(f"hciae-d-{loss}"), 200, CFG, negatives=99).eval()
+    # l2 > 0: without it N-pair over all options *is* the options' softmax cross-entropy, and
+    # a swap of the two losses could not be seen
+    variant = Variant.parse(f"hciae-d-{loss}")
+    model = DiscriminativeModel(variant, 200, CFG, negatives=99, l2=0.05).eval()
     torch.manual_seed(1)
     loss_sum, count = model(b)
     with torch.no_grad():  # with all 99 negatives drawn, the draw's order does not matter
