@@ -186,6 +186,26 @@ class ChatConfig:
     batch_size: int = 32  # dialogs per batch in ``visdial answer``
 
 
+@dataclass(frozen=True)
+class ServeConfig:
+    """``visdial serve``: the web demo (G-MLE and G-DIS side by side, D's scores). Not a DVC
+    stage. ``host`` 127.0.0.1 serves this machine only; anything else exposes the models to
+    the network (docs/serve.md)."""
+
+    g_mle: str = "hciae-g-mle"  # models/<name>/best.pt (or a path.pt)
+    g_dis: str = "hciae-g-dis"
+    discriminator: str = "hciae-d-np-att"  # scores each answer; "" = no scores
+    vocab: str = "data/prepared/vocab.json"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_upload_mb: float = 10.0  # larger uploads get 413
+    max_question_words: int = 40  # longer questions get 422 (G reads the first 16 tokens)
+    max_caption_words: int = 60
+    image_cache: int = 64  # uploaded images whose features are kept (by content hash)
+    examples: int = 12  # test images offered on the page (data.test, data.images)
+    device: str = "auto"
+
+
 def _all_models() -> tuple[str, ...]:
     return (
         "lf-g", "hrea-g", "mn-g", "hciae-g-mle", "hciae-g-dis",
@@ -231,7 +251,9 @@ class ReportConfig:
     adversarial: dict[str, list[str]] = field(default_factory=_adversarial_rows)
     g_mle: str = "hciae-g-mle"
     g_dis: str = "hciae-g-dis"
-    samples: int = 8  # val rounds shown Table-3 style
+    discriminator: str = "hciae-d-np-att"  # the gallery's D (top-5 options)
+    samples: int = 8  # test rounds shown Table-3 style; test dialogs in the gallery
+    beam_size: int = 5  # the gallery's beam-search answers
     noises: int = 3  # G-DIS samples per shown round (seeds seed+1 .. seed+noises)
     seed: int = 0
     generic: tuple[str, ...] = (
@@ -301,6 +323,7 @@ class Params:
     train_d: TrainDConfig = field(default_factory=TrainDConfig)
     transfer: TransferConfig = field(default_factory=TransferConfig)
     chat: ChatConfig = field(default_factory=ChatConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
@@ -381,6 +404,9 @@ RANGES: dict[str, tuple[float, float]] = {
     # report, chat, compare
     "samples": (0, INF), "noises": (0, INF), "temperature": (1e-6, INF), "beam_size": (1, INF),
     "resamples": (100, INF), "level": (0.5, 0.999),
+    # serve
+    "port": (0, 65535), "max_upload_mb": (0.001, INF), "max_question_words": (1, INF),
+    "max_caption_words": (1, INF), "image_cache": (0, INF), "examples": (0, INF),
 }  # fmt: skip
 
 

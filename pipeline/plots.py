@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -75,3 +76,25 @@ def _color(name: str) -> str:
     """Generative rows blue, discriminative orange, anything else grey."""
     parts = name.lower().split("-")
     return {"g": "tab:blue", "d": "tab:orange"}.get(parts[1] if len(parts) > 1 else "", "tab:grey")
+
+
+def plot_attention(image, maps: dict, path: str | Path, title: str = "") -> None:
+    """``image`` (H, W, 3) uint8 with each attention map of ``maps`` (title -> K = s*s weights)
+    laid over it, one panel each, to ``path`` (PNG). The s x s grid covers the whole image."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, axes = _grid(max(len(maps), 1) + 1, 3, (3.2, 3.4))
+    panels = [("image", None), *maps.items()]
+    for ax, (name, weights) in zip(axes, panels, strict=False):
+        ax.set_axis_off()
+        if image is None:
+            continue
+        ax.imshow(image)
+        if weights is not None:
+            side = int(round(len(weights) ** 0.5))
+            grid = np.asarray(weights, dtype=float).reshape(side, side)  # (s, s)
+            h, w = image.shape[:2]
+            ax.imshow(grid, cmap="jet", alpha=0.45, extent=(0, w, h, 0), interpolation="bilinear",
+                      vmin=0.0, vmax=float(grid.max()))  # fmt: skip
+        ax.set_title(name, fontsize=8, wrap=True)
+    _save(fig, path, title)

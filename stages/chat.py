@@ -11,19 +11,35 @@ import typer
 from pipeline.chat.answer import Chat, load_answerer
 from pipeline.config import ChatConfig
 from pipeline.data.visdial import ROUNDS
+from pipeline.errors import InputError
 from stages.common import run_command, user_errors
-from stages.params import load_params, with_options
+from stages.params import PARAMS_FILE, load_params, with_options
 
 Model = Annotated[str | None, typer.Option(help="g-dis | g-mle | a G variant | PATH.pt.")]
 Decode = Annotated[str | None, typer.Option(help="greedy | sample | beam.")]
 Temperature = Annotated[float | None, typer.Option(help="Softmax temperature (sample).")]
 BeamSize = Annotated[int | None, typer.Option(help="Beams (beam).")]
 Vocab = Annotated[str | None, typer.Option(help="vocab.json of the model's data.")]
+EMPTY_HINT = "(type a question, or 'exit' to end)"
 
 
 def settings(chat: ChatConfig, **given) -> ChatConfig:
     """params.yaml ``chat:`` with the options given on the command line on top."""
     return with_options(chat, "chat", **given)
+
+
+def check_workspace(chat: ChatConfig, command: str = "visdial chat") -> None:
+    """Refuse, in one line, to start without the vocabulary: outside the project root (no
+    params.yaml here, so the relative default paths point nowhere) or before ``dvc repro``."""
+    vocab = Path(chat.vocab)
+    if vocab.is_file():
+        return
+    if PARAMS_FILE.is_file():
+        raise InputError(f"{vocab} not found: run `dvc repro` first (or give --vocab)")
+    raise InputError(
+        f"{vocab} not found: run {command} from the project root (where {PARAMS_FILE} is),"
+        " after `dvc repro`"
+    )
 
 
 @user_errors
@@ -44,6 +60,7 @@ def main(
     params = load_params()
     cfg = settings(params.chat, model=model, decode=decode, temperature=temperature,
                    beam_size=beam_size, vocab=vocab)  # fmt: skip
+    check_workspace(cfg)
     answerer = load_answerer(cfg, params.features, params.model, params.prepare.max_len)
     chat = Chat(answerer, image, caption)
     typer.echo(f"G: {answerer.path} ({answerer.name}), {answerer.decoding}")
@@ -55,6 +72,7 @@ def main(
     n = 1
     while (question := _read(f"Q{n}: ")) is not None:
         if not question:
+            typer.echo(EMPTY_HINT)
             continue
         reply = chat.ask(question)
         if reply.unknown:

@@ -28,9 +28,12 @@ COMMANDS = [
     ("evaluate", "stages.evaluate"),
     ("compare", "stages.compare"),
     ("report", "stages.report"),
+    ("gallery", "stages.gallery"),
     ("seeds", "stages.seeds"),
     ("chat", "stages.chat"),
     ("answer", "stages.answer"),
+    ("serve", "stages.serve"),
+    ("plots-page", "stages.plots_page"),
 ]
 
 for _name, _module in COMMANDS:

@@ -1,8 +1,10 @@
-"""Shared fixtures: real VisDial v1.0 samples from ../shared, and small hand-made VisDial files."""
+"""Shared fixtures: real VisDial v1.0 samples from ../shared, small hand-made VisDial files, and
+headless Chromium (skipped where it is not installed)."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -92,3 +94,46 @@ def tiny_data(tmp_path_factory) -> tuple[Path, Path]:
             h5["image_id"] = file.image_id
             h5["features"] = rng.normal(size=(len(file), 512, 7, 7)).astype(np.float16)
     return root / "prepared", root / "features"
+
+
+# ---- headless Chromium through selenium, offline (../shared/notes/browser.md): both binaries are
+# named so that Selenium Manager never tries to download a driver.
+
+
+INSTALL = "apt-get install -y chromium chromium-driver (as root; .ci/run does it)"
+
+
+def chromium_paths() -> tuple[str, str] | None:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    return (browser, driver) if browser and driver else None
+
+
+@pytest.fixture(scope="session")
+def browser():
+    paths = chromium_paths()
+    if paths is None:
+        pytest.skip(f"headless Chromium not found: {INSTALL}")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="pip install selenium")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = paths[0]
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1280,1000"):  # fmt: skip
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(paths[1]), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+def not_blank(png: bytes, least: float = 5.0) -> bool:
+    """Whether a screenshot shows something: its pixel standard deviation is over ``least``."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=float)
+    return float(pixels.std()) > least

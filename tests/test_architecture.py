@@ -27,7 +27,8 @@ LAYERS = {
     "pipeline.evaluation": 3,
     "pipeline.training": 4,
     "pipeline.chat": 5,
-    "stages": 6,
+    "pipeline.serve": 6,
+    "stages": 7,
 }
 
 

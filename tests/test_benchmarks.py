@@ -120,3 +120,13 @@ def test_unique_rows_benchmark_runs_and_agrees(capsys):
     ratios = load("unique_rows").main(["--rows", "500", "--iters", "1"])
     assert set(ratios) == {500} and ratios[500] > 0
     assert "unique_rows" in capsys.readouterr().out
+
+
+def test_serve_latency_runs(tmp_path, monkeypatch):
+    from tests.serve.test_app import serve_workspace
+
+    serve_workspace(tmp_path, examples=True)
+    monkeypatch.chdir(tmp_path)
+    torch.set_num_threads(1)
+    out = load("serve").main(["--requests", "2"])
+    assert set(out) == {"new image", "cached image", "direct (cached)"}

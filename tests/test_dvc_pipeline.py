@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import h5py
@@ -146,7 +147,41 @@ def test_results_are_consistent_and_the_report_shows_them(repo):
     assert pair["delta"] == pytest.approx(dis["mrr"] - mle["mrr"], abs=1e-12)
     assert pair["ci_low"] <= pair["delta"] <= pair["ci_high"]
     assert f"{100 * (dis['r@5'] - mle['r@5']):+.2f} points" in report
-    assert report.splitlines()[2] == "## Claims of the paper on this data"
+    lines = report.splitlines()
+    assert "(gallery.html)" in lines[2] and lines[4] == "## Claims of the paper on this data"
+
+
+def test_gallery_and_plots_render_offline_in_chromium(repo, browser, tmp_path):
+    """report/gallery.html and `dvc plots show`'s page load nothing from the network and show
+    images, attention grids and charts (a screenshot of each is checked for content)."""
+    from tests.conftest import not_blank
+
+    gallery = repo / "report" / "gallery.html"
+    html = gallery.read_text()
+    assert "<script" not in html and "src='http" not in html and 'src="http' not in html
+    browser.get(gallery.as_uri())
+    sizes = browser.execute_script(
+        "return [...document.images].map(i => i.complete ? i.naturalWidth : 0)"
+    )
+    samples = read_yaml(repo / "params.yaml")["report"]["samples"]
+    assert len(sizes) == samples and all(w > 0 for w in sizes), sizes
+    cells = browser.execute_script("return document.querySelectorAll('.att .grid i').length")
+    assert cells > 0 and cells % 49 == 0
+    assert not_blank(browser.get_screenshot_as_png())
+    browser.save_screenshot(str(tmp_path / "gallery.png"))
+
+    _run([sys.executable, "-m", "stages.plots_page"], repo)  # what scripts/setup does
+    _run(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], repo)
+    page = tmp_path / "plots" / "index.html"
+    assert "cdn.jsdelivr" not in page.read_text()
+    browser.get(page.as_uri())
+    charts = "return document.querySelectorAll('.vega-embed svg, .vega-embed canvas').length"
+    deadline = time.monotonic() + 30
+    while browser.execute_script(charts) == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert browser.execute_script(charts) > 0, "no chart rendered: Vega did not load"
+    assert not_blank(browser.get_screenshot_as_png())
+    browser.save_screenshot(str(tmp_path / "plots.png"))
 
 
 def test_a_params_typo_fails_first_and_deletes_no_output(repo):

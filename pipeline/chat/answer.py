@@ -36,6 +36,7 @@ from pipeline.progress import progress_bar
 from pipeline.runtime import resolve_device
 
 ALIASES = {"g-dis": "hciae-g-dis", "g-mle": "hciae-g-mle"}  # the paper's G-DIS and G-MLE
+TRANSFERRED = re.compile(r"-(dis|gan1|gan2)$")  # G after transfer: pipeline.training.transfer.MODES
 
 
 def detokenize(tokens: Sequence[str]) -> str:
@@ -43,12 +44,53 @@ def detokenize(tokens: Sequence[str]) -> str:
     return re.sub(r" ([,.!?;:])", r"\1", " ".join(tokens))
 
 
+def is_path(name: str) -> bool:
+    """Whether ``--model NAME`` names a checkpoint file rather than a model: ``*.pt``, an
+    existing file or a path with a directory."""
+    path = Path(name)
+    return path.suffix == ".pt" or path.is_file() or len(path.parts) > 1
+
+
 def model_path(name: str, models_dir: str | Path = "models") -> Path:
     """``g-dis``/``g-mle``/a variant name -> ``models/<variant>/best.pt``; a path stays a path."""
-    path = Path(name)
-    if path.suffix == ".pt" or path.is_file() or len(path.parts) > 1:
-        return path
+    if is_path(name):
+        return Path(name)
     return Path(models_dir) / ALIASES.get(name, name) / "best.pt"
+
+
+def is_generator(name: str) -> bool:
+    """Whether a published model's name is a G: ``<encoder>-g[-mle]`` (pretrained) or
+    ``<encoder>-g-{dis,gan1,gan2}`` (knowledge transfer)."""
+    try:
+        return Variant.parse(TRANSFERRED.sub("", name)).kind == "g"
+    except InputError:
+        return False
+
+
+def trained_generators(models_dir: str | Path = "models") -> list[str]:
+    """The names ``--model`` takes now: the aliases of trained models, then every G variant
+    with a ``<models_dir>/<name>/best.pt``."""
+    trained = sorted(p.parent.name for p in Path(models_dir).glob("*/best.pt"))
+    names = [name for name in trained if is_generator(name)]
+    return [alias for alias, name in ALIASES.items() if name in names] + names
+
+
+def generator_path(name: str, models_dir: str | Path = "models") -> Path:
+    """:func:`model_path`, refusing a model name that has no checkpoint: the one-line error
+    lists the G models there are, or says that none is trained yet."""
+    path = model_path(name, models_dir)
+    if is_path(name) or path.is_file():
+        return path
+    names = trained_generators(models_dir)
+    if not names:
+        raise InputError(
+            f"model {name!r} not found (no {path}): no G is trained yet under {models_dir}/,"
+            " run `dvc repro` first"
+        )
+    raise InputError(
+        f"model {name!r} not found (no {path}): the trained G models are {', '.join(names)}"
+        " (or give a checkpoint PATH.pt)"
+    )
 
 
 def load_generator(
@@ -109,7 +151,7 @@ def load_answerer(
     decoding = Decoding(chat.decode, chat.temperature, chat.beam_size, max_len.answer, chat.seed)
     check_features_config(features)
     vocab = Vocabulary.load(chat.vocab)
-    path = model_path(chat.model)
+    path = generator_path(chat.model)
     against = f"{chat.vocab} and params.yaml model:"
     model, name = load_generator(path, len(vocab), model_cfg, against)
     device = resolve_device(chat.device)

@@ -65,6 +65,16 @@ def read_rounds(path: Path) -> pd.DataFrame:
     return table
 
 
+def dialog_sums(image_ids, *values) -> tuple[np.ndarray, ...]:
+    """Per-dialog sums of each of ``values`` (one number per round) and the rounds counted:
+    ``(*sums, n)``, each (D,), dialogs in ascending image id. The one grouping every paired
+    comparison and per-dialog CI uses (rounds of one dialog share its image id)."""
+    ids, where = np.unique(np.asarray(image_ids), return_inverse=True)  # (D,), (N,)
+    n = np.bincount(where, minlength=len(ids)).astype(float)
+    sums = [np.bincount(where, np.asarray(v, float), minlength=len(ids)) for v in values]
+    return (*sums, n)
+
+
 def paired_dialogs(a: pd.DataFrame, b: pd.DataFrame, column: str, names=("A", "B")):
     """Per-dialog sums of ``column`` for A and B and the rounds they count: (s_a, s_b, n), (D,).
 
@@ -77,10 +87,7 @@ def paired_dialogs(a: pd.DataFrame, b: pd.DataFrame, column: str, names=("A", "B
             f"({len(a)} vs {len(b)} rows; re-run their evaluate stages on one prepared split)"
         )
     joined = pd.DataFrame({"image_id": a["image_id"], "a": a[column], "b": b[column]}).dropna()
-    grouped = joined.groupby("image_id", sort=False)
-    sums = grouped[["a", "b"]].sum()
-    counts = grouped.size()
-    return sums["a"].to_numpy(float), sums["b"].to_numpy(float), counts.to_numpy(float)
+    return dialog_sums(joined["image_id"], joined["a"], joined["b"])
 
 
 def bootstrap_ci(

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from pipeline.data.meanings import GENERIC, Meanings
-from pipeline.evaluation.compare import Resampling, bootstrap_ci
+from pipeline.evaluation.compare import Resampling, bootstrap_ci, dialog_sums
 
 ALL = "all"  # the row over every graded round
 
@@ -63,14 +63,10 @@ def shares_by_kind(records: list[dict], how: Resampling) -> dict[str, dict]:
         chosen = [r for r in records if kind in (ALL, r["kind"])]
         if not chosen:
             continue
-        dialogs = sorted({r["image_id"] for r in chosen})
-        where = {d: i for i, d in enumerate(dialogs)}
-        correct, count = np.zeros(len(dialogs)), np.zeros(len(dialogs))
-        for r in chosen:
-            correct[where[r["image_id"]]] += r["correct"]
-            count[where[r["image_id"]]] += 1
+        ids = [r["image_id"] for r in chosen]
+        correct, count = dialog_sums(ids, [r["correct"] for r in chosen])
         low, high = bootstrap_ci(
-            lambda idx, c=correct, n=count: c[idx].sum(-1) / n[idx].sum(-1), len(dialogs), how
+            lambda idx, c=correct, n=count: c[idx].sum(-1) / n[idx].sum(-1), len(count), how
         )
         out[kind] = {
             "rounds": len(chosen),

@@ -29,7 +29,13 @@ from pipeline.data.loaders import dialog_chunks, load_data
 from pipeline.data.meanings import load_meanings
 from pipeline.data.vocab import Vocabulary
 from pipeline.errors import InputError
-from pipeline.evaluation.compare import Resampling, diversity_delta, paired_delta, verdict
+from pipeline.evaluation.compare import (
+    Resampling,
+    dialog_sums,
+    diversity_delta,
+    paired_delta,
+    verdict,
+)
 from pipeline.evaluation.diversity import diversity, generic_set
 from pipeline.evaluation.meaning import grade, shares_by_kind
 from pipeline.models.checkpoint import load_checkpoint, load_model
@@ -256,7 +262,7 @@ def build_report(
         )
     div = {"human": diversity([r["answer"] for r in rounds], cfg.generic)}
     for role, answers in generated.items():
-        key = role.lower().replace("-", "_")
+        key = _key(role)
         div[f"{key}_greedy"] = diversity(answers["greedy"], cfg.generic)
         if cfg.noises:
             div[f"{key}_sample"] = diversity(answers["z1"], cfg.generic)
@@ -331,7 +337,14 @@ def render_markdown(
     graded: dict | None = None,
     transfer: list[str] | None = None,
 ) -> str:
-    md = ["# Report: Best of Both Worlds on this data", ""]
+    md = [
+        "# Report: Best of Both Worlds on this data",
+        "",
+        f"**[Gallery](gallery.html)** (open it from disk): {cfg.samples} test dialogs with "
+        f"{cfg.g_mle}'s, {cfg.g_dis}'s and {cfg.discriminator}'s answers and HCIAE's attention; "
+        "one round of it: ![HCIAE's image attention, one round](gallery.png)",
+        "",
+    ]
     if claims:
         md += claims_section(claims)
     md += [
@@ -442,10 +455,7 @@ def _diversity_section(div: dict[str, dict], missing: list[str]) -> list[str]:
         for stat, row in delta.items():
             fmt = ".0f" if stat == "distinct_answers" else ".3f"
             verdict_ = verdict(row["ci_low"], row["ci_high"], claimed[stat])
-            ci = (
-                "[no CI]" if row["ci_low"] is None
-                else f"[{row['ci_low']:+{fmt}}, {row['ci_high']:+{fmt}}]"
-            )  # fmt: skip
+            ci = _interval(row, lambda x, f=fmt: f"{x:+{f}}")
             md.append(
                 f"| {stat} | {row['a']:{fmt}} | {row['b']:{fmt}} | {row['delta']:+{fmt}} {ci} "
                 f"| {verdict_} |"
@@ -494,6 +504,11 @@ def transfer_section(models_dir: Path, variants: Sequence[str]) -> list[str]:
     return md + [""]
 
 
+def _key(role: str) -> str:
+    """``G-MLE`` -> ``g_mle``: a role as the JSON files key it."""
+    return role.lower().replace("-", "_")
+
+
 def grade_meanings(
     path: Path, rounds: list[dict], generated: dict[str, dict], how: Resampling
 ) -> dict:
@@ -508,7 +523,7 @@ def grade_meanings(
     for role, answers in generated.items():
         for decoding in ("greedy", "z1"):
             if decoding in answers:
-                key = f"{role.lower().replace('-', '_')}_{decoding}"
+                key = f"{_key(role)}_{decoding}"
                 records[key] = grade(meanings, rounds, answers[decoding])
                 out[key] = shares_by_kind(records[key], how)
     for decoding in ("greedy", "z1"):
@@ -520,15 +535,9 @@ def grade_meanings(
 
 def paired_correct(a: list[dict], b: list[dict], how: Resampling) -> dict:
     """A − B in the share of correct answers over the same graded rounds, CI over dialogs."""
-    ids = sorted({r["image_id"] for r in a})
-    where = {d: i for i, d in enumerate(ids)}
-    s_a, s_b, n = np.zeros(len(ids)), np.zeros(len(ids)), np.zeros(len(ids))
-    for ra, rb in zip(a, b, strict=True):
-        d = where[ra["image_id"]]
-        s_a[d] += ra["correct"]
-        s_b[d] += rb["correct"]
-        n[d] += 1
-    return paired_delta(s_a, s_b, n, how)
+    ids = [r["image_id"] for r in a]
+    sums = dialog_sums(ids, [r["correct"] for r in a], [r["correct"] for r in b])
+    return paired_delta(*sums, how)
 
 
 MEANING_COLUMNS = (("g_mle_greedy", "G-MLE greedy"), ("g_dis_greedy", "G-DIS greedy"),
@@ -576,16 +585,19 @@ def _meaning_section(graded: dict) -> list[str]:
     return md + [""]
 
 
-def _ci(metric: str, row: dict) -> str:
+def _interval(row: dict, show) -> str:
+    """``[low, high]`` of a row's CI, each bound through ``show``; ``[no CI]`` without one."""
     if row["ci_low"] is None:
         return "[no CI]"
-    return f"[{_signed(metric, row['ci_low'])}, {_signed(metric, row['ci_high'])}]"
+    return f"[{show(row['ci_low'])}, {show(row['ci_high'])}]"
+
+
+def _ci(metric: str, row: dict) -> str:
+    return _interval(row, lambda x: _signed(metric, x))
 
 
 def _pct_ci(row: dict) -> str:
-    if row["ci_low"] is None:
-        return "[no CI]"
-    return f"[{100 * row['ci_low']:.0f}, {100 * row['ci_high']:.0f}]"
+    return _interval(row, lambda x: f"{100 * x:.0f}")
 
 
 def _signed(metric: str, value: float) -> str:

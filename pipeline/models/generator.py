@@ -8,6 +8,7 @@ log-likelihood (higher = better).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -21,6 +22,15 @@ from pipeline.models.encoders import build_encoder
 
 if TYPE_CHECKING:
     from pipeline.models.variants import Variant
+
+
+@dataclass
+class Attention:
+    """Where each round looked: ``history`` (B, R, F) over the facts (caption, then earlier QA
+    pairs; a round sees facts 0..t), ``image`` (B, R, K) over the K = 7*7 pool5 regions."""
+
+    history: Tensor
+    image: Tensor
 
 
 class GenerativeModel(nn.Module):
@@ -39,6 +49,15 @@ class GenerativeModel(nn.Module):
     def encode(self, batch: DialogBatch) -> Tensor:
         """e_t of every round, flattened: (B*R, D)."""
         return self.encoder(batch).flatten(0, 1)  # (B*R, D)
+
+    def encode_attended(self, batch: DialogBatch) -> tuple[Tensor, Attention | None]:
+        """e_t (B*R, D) and the encoder's attention weights where it has them (HCIAE, Eq. 1-2
+        and its image attention), else None. Training calls ``encode``; this is for looking."""
+        encode = getattr(self.encoder, "encode", None)
+        if encode is None:
+            return self.encode(batch), None
+        e, history, image = encode(batch)  # (B, R, D), (B, R, F), (B, R, K)
+        return e.flatten(0, 1), Attention(history, image)
 
     def mle_terms(self, e: Tensor, batch: DialogBatch) -> tuple[Tensor, Tensor]:
         """Summed token NLL of the ground-truth answers (L_MLE numerator) and the token count."""

@@ -35,10 +35,23 @@ from torch.nn.parallel import DistributedDataParallel
 from pipeline.atomic import atomic_path
 from pipeline.config import PretrainConfig
 from pipeline.plots import plot_curves
-from pipeline.progress import progress_bar
+from pipeline.progress import Bar, live_bar
 from pipeline.runtime import Dist, autocast, seed_everything
 
 SELECT_BY = "mrr"  # validation metric that picks best.pt
+
+
+def bar_text(
+    label: str, epoch: int, epochs: int, loss: float | None = None, mrr: float | None = None
+) -> str:
+    """The training bar's description: ``hciae-g-mle epoch 3/30 loss 2.345 val MRR 0.4123``
+    (the running train loss of the epoch, the last validation's MRR once there is one)."""
+    text = f"{label} epoch {epoch}/{epochs}"
+    if loss is not None:
+        text += f" loss {loss:.4g}"
+    if mrr is not None:
+        text += f" val MRR {mrr:.4f}"
+    return text
 
 
 @dataclass
@@ -70,6 +83,9 @@ class Trainer:
     # and kept in the checkpoints as ``initial``; never a candidate for best.pt.
     validate_initial: bool = False
     _initial: dict | None = field(default=None, init=False, repr=False)
+    # The run's one progress bar (rank 0 only), and the val MRR it shows.
+    _bar: Bar | None = field(default=None, init=False, repr=False)
+    _last_mrr: float | None = field(default=None, init=False, repr=False)
 
     def fingerprint(self) -> str:
         """What determines the weights after epoch k (not ``epochs`` or ``patience``: a longer
@@ -96,8 +112,21 @@ class Trainer:
         if self.validate_initial and self.dist.main and self._initial is None:
             self._initial = {"epoch": 0, **{f"val_{k}": v for k, v in self.validate(model).items()}}
         wrapped = DistributedDataParallel(model) if self.dist.enabled else model
+        last = history[-1] if history else self._initial or {}
+        self._last_mrr = last.get(f"val_{SELECT_BY}")
+        enabled = self.progress and self.dist.main and start < self.cfg.epochs
+        with live_bar(None, self._bar_text(start + 1), "batch", enabled) as self._bar:
+            self._train(model, wrapped, optimizer, start, history, best)
+        self._bar = None
+        if self.dist.main:
+            self._publish(history)
+        return history
+
+    def _train(self, model, wrapped, optimizer, start: int, history: list, best) -> None:
+        """Epochs ``start..cfg.epochs`` (or until early stopping); appends to ``history``."""
         for epoch in range(start, self.cfg.epochs):
             if self._stop_early(history):
+                self._bar.describe(f"{self._bar.description} (early stop)")
                 break
             self._set_lr(optimizer, epoch)
             seed_everything(self.cfg.seed * 1000 + epoch)
@@ -108,15 +137,19 @@ class Trainer:
             if self.dist.main:
                 metrics |= {f"val_{k}": v for k, v in self.validate(model).items()}
                 history.append(metrics)
+                self._last_mrr = metrics[f"val_{SELECT_BY}"]
+                self._bar.describe(self._bar_text(epoch + 1, train_loss))
                 if best is None or metrics[f"val_{SELECT_BY}"] > best:
                     best = metrics[f"val_{SELECT_BY}"]
                     self._save(self.state_dir / "best.pt", model, None, epoch, history, best)
                 self._save(self.state_dir / "last.pt", model, optimizer, epoch, history, best)
                 self._log_live(history)
             self.dist.barrier()
-        if self.dist.main:
-            self._publish(history)
-        return history
+
+    def _bar_text(self, epoch: int, loss: float | None = None) -> str:
+        """:func:`bar_text` for this run: its variant, ``cfg.epochs`` and the last val MRR."""
+        label = self.meta.get("variant", "train")
+        return bar_text(label, epoch, self.cfg.epochs, loss, self._last_mrr)
 
     def _stop_early(self, history: list[dict]) -> bool:
         """Early stopping: ``patience`` epochs after the best val epoch without a better one.
@@ -139,26 +172,26 @@ class Trainer:
         model.train()
         batches = self.train_batches(epoch)
         total, units = 0.0, 0.0
-        label = f"{self.meta.get('variant', 'train')} epoch {epoch + 1}/{self.cfg.epochs}"
-        with progress_bar(
-            len(batches), label, "batch", self.progress and self.dist.main
-        ) as advance:
-            for batch in batches:
-                batch = batch.to(self.device, non_blocking=True)
-                with autocast(self.device, self.cfg.precision):
-                    loss_sum, count = model(batch)
-                global_count = self.dist.all_sum(count.detach().float()).clamp_min(1.0)
-                loss = loss_sum.float() * self.dist.world / global_count
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if self.cfg.grad_clip:
-                    nn.utils.clip_grad_norm_(model.parameters(), self.cfg.grad_clip)
-                optimizer.step()
-                if self.after_step is not None:  # e.g. the discriminator's update in GAN1/GAN2
-                    self.after_step(batch, optimizer)
-                total += float(loss_sum.detach())
-                units += float(count)
-                advance()
+        bar = self._bar
+        bar.resize(bar.completed + len(batches) * (self.cfg.epochs - epoch))  # epochs left
+        bar.describe(self._bar_text(epoch + 1))
+        for batch in batches:
+            batch = batch.to(self.device, non_blocking=True)
+            with autocast(self.device, self.cfg.precision):
+                loss_sum, count = model(batch)
+            global_count = self.dist.all_sum(count.detach().float()).clamp_min(1.0)
+            loss = loss_sum.float() * self.dist.world / global_count
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.cfg.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), self.cfg.grad_clip)
+            optimizer.step()
+            if self.after_step is not None:  # e.g. the discriminator's update in GAN1/GAN2
+                self.after_step(batch, optimizer)
+            total += float(loss_sum.detach())
+            units += float(count)
+            bar.advance()
+            bar.describe(self._bar_text(epoch + 1, total / max(units, 1.0)))
         return total / max(units, 1.0)
 
     def _set_lr(self, optimizer: torch.optim.Optimizer, epoch: int) -> None:

@@ -253,7 +253,8 @@ def transfer_diagnostics(
             e_d = d.encode(batch)  # (M, H)
             f_gt = d.answer_encoder(batch.answer.flatten(0, 1), batch.answer_len.flatten())
             f_hat, f_greedy = d.answer_encoder(*sample), d.answer_encoder(*greedy)  # (M, H)
-            options = d.score_options(batch).flatten(0, 1).float()  # (M, O)
+            f_opt = d.encode_answers(batch.options.flatten(0, 1), batch.options_len.flatten(0, 1))
+            options = torch.einsum("md,mod->mo", e_d, f_opt).float()  # (M, O): score_options
             count = mask.sum()
             lg = perceptual_loss(e_d, f_gt, f_hat, mask).float() * count
         s_gt, s_hat = (e_d * f_gt).sum(-1).float(), (e_d * f_hat).sum(-1).float()  # (M,)

@@ -14,7 +14,14 @@ import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
-from pipeline.chat.answer import Chat, detokenize, load_answerer, model_path
+from pipeline.chat.answer import (
+    Chat,
+    detokenize,
+    is_generator,
+    load_answerer,
+    model_path,
+    trained_generators,
+)
 from pipeline.chat.dialog import LiveDialog, encode_text, file_arrays, file_batch
 from pipeline.config import ModelConfig
 from pipeline.data.visdial import read_visdial
@@ -96,10 +103,11 @@ def test_chat_loop_answers_as_the_library_does_and_exit_ends(ws):
     assert "hciae-g-dis" in result.output and "greedy" in result.output
 
 
-def test_ctrl_d_ends_and_blank_lines_are_skipped(ws):
+def test_ctrl_d_ends_and_blank_lines_are_skipped_with_a_hint(ws):
     result = chat(input="is it red\n\n   \nis it blue")  # no trailing newline, then EOF
     assert result.exit_code == 0, result.output
     assert len(answers(result.output)) == 2 and "Q3:" in result.output
+    assert result.output.count("\n(type a question, or 'exit' to end)\n") == 2  # one per blank
 
 
 def test_unknown_words_are_listed_and_read_as_unk(ws):
@@ -135,7 +143,8 @@ def test_grey_jpeg_works(ws):
         ("vocab", "vocab_size is 22 there, 23 here (compared with data/prepared/vocab.json"),
         ("params", "hidden is 16 there, 32 here"),
         ("d", "hciae-d-np-att is a discriminative model (D)"),
-        ("missing", "models/nope/best.pt: checkpoint not found"),
+        ("missing", "model 'nope' not found (no models/nope/best.pt): the trained G models are"),
+        ("missing-file", "models/nope/last.pt: checkpoint not found"),  # a path stays a path
         ("image", "img.png: cannot read image"),
         ("decode", "key 'chat.decode' has value 'top-k', expected one of greedy, sample, beam"),
     ],
@@ -153,6 +162,8 @@ def test_refusals_are_one_line_exit_1(ws, change, message):
         args = ["--model", "d.pt"]
     elif change == "missing":
         args = ["--model", "nope"]
+    elif change == "missing-file":
+        args = ["--model", "models/nope/last.pt"]
     elif change == "image":
         (ws / "img.png").write_bytes(b"not a png")
     else:
@@ -161,6 +172,60 @@ def test_refusals_are_one_line_exit_1(ws, change, message):
     assert result.exit_code == 1
     assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
     assert "A1:" not in result.output
+
+
+def test_unknown_model_lists_the_trained_generators(ws):
+    for name in ("hciae-d-np-att", "lf-g-gan1", "hciae-d-gan1"):  # only G names are offered
+        (ws / f"models/{name}").mkdir()
+        (ws / f"models/{name}/best.pt").write_bytes(b"")
+    (ws / "models/hre-g").mkdir()  # no best.pt: not trained
+    assert trained_generators() == ["g-dis", "g-mle", "hciae-g-dis", "hciae-g-mle", "lf-g-gan1"]
+    result = chat("--model", "hciae-g", input="is it red\n")
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr == (
+        "error: model 'hciae-g' not found (no models/hciae-g/best.pt): the trained G models are"
+        " g-dis, g-mle, hciae-g-dis, hciae-g-mle, lf-g-gan1 (or give a checkpoint PATH.pt)\n"
+    )
+
+
+def test_no_trained_model_says_to_run_dvc_repro(ws):
+    for name in ("hciae-g-dis", "hciae-g-mle"):
+        (ws / f"models/{name}/best.pt").unlink()
+    result = chat(input="is it red\n")  # the default model, g-dis
+    assert result.exit_code == 1 and "A1:" not in result.output
+    assert result.stderr == (
+        "error: model 'g-dis' not found (no models/hciae-g-dis/best.pt): no G is trained yet"
+        " under models/, run `dvc repro` first\n"
+    )
+
+
+def test_outside_the_project_root_says_where_to_run(ws, tmp_path, monkeypatch):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "img.png").write_bytes((ws / "img.png").read_bytes())
+    monkeypatch.chdir(elsewhere)  # no params.yaml, no data/ here
+    result = chat(input="is it red\n")
+    assert result.exit_code == 1 and "A1:" not in result.output
+    assert result.stderr == (
+        "error: data/prepared/vocab.json not found: run visdial chat from the project root"
+        " (where params.yaml is), after `dvc repro`\n"
+    )
+    monkeypatch.chdir(ws)
+    (ws / "data/prepared/vocab.json").unlink()  # the root, before `dvc repro`
+    result = chat(input="is it red\n")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "error: data/prepared/vocab.json not found: run `dvc repro` first (or give --vocab)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "name, generator",
+    [("lf-g", True), ("hciae-g-mle", True), ("hciae-g-dis", True), ("mn-g-gan2", True),
+     ("hciae-d-np-att", False), ("hciae-d-gan1", False), ("hciae-g-np", False), ("nope", False)],
+)  # fmt: skip
+def test_generator_names(name, generator):
+    assert is_generator(name) is generator
 
 
 def test_model_names_resolve_to_published_checkpoints():

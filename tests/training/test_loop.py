@@ -1,7 +1,9 @@
 import math
 import os
+import re
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -290,3 +292,42 @@ def test_lr_decays_by_steps(tmp_path):
         trainer._set_lr(optimizer, epoch)
         lrs.append(optimizer.param_groups[0]["lr"])
     assert lrs == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025])
+
+
+def test_one_progress_bar_per_run_shows_epoch_loss_and_val_mrr(tmp_path, monkeypatch):
+    """One bar for all epochs (not one per epoch); its label follows the epoch, the running
+    train loss and the last val MRR, and early stopping ends it before 100 %."""
+    import pipeline.training.loop as loop
+    from pipeline.progress import live_bar
+    from tests.test_progress import last_line, terminal
+
+    console, out = terminal()
+    bars, texts = [], []
+
+    @contextmanager
+    def recorded(*args, **kwargs):
+        with live_bar(*args, **kwargs, console=console) as bar:
+            describe = bar.describe
+            bar.describe = lambda text: (texts.append(text), describe(text))[-1]
+            bars.append(bar)
+            yield bar
+
+    monkeypatch.setattr(loop, "live_bar", recorded)
+    trainer = _scripted_trainer(tmp_path, [0.3, 0.5, 0.4, 0.45, 0.2], epochs=5, patience=2)
+    trainer.progress = True
+    history = trainer.run()
+    assert len(history) == 4 and len(bars) == 1  # early stop after epoch 4
+    assert bars[0].completed == 8  # 4 epochs x 2 batches
+    loss = [format(row["train_loss"], ".4g") for row in history]
+    assert texts[:5] == [
+        "toy epoch 1/5",
+        "toy epoch 1/5 loss 1",  # (w - 1)^2 at w = 0, the running mean after one batch
+        f"toy epoch 1/5 loss {loss[0]}",
+        f"toy epoch 1/5 loss {loss[0]} val MRR 0.3000",
+        "toy epoch 2/5 val MRR 0.3000",  # the last val MRR stays until the next validation
+    ]
+    assert len(texts) == 4 * 4 + 1
+    assert texts[-1] == f"toy epoch 4/5 loss {loss[3]} val MRR 0.4500 (early stop)"
+    line = last_line(out)
+    assert line.startswith(texts[-1]) and " 8/10 " in line, line  # stopped before 100 %
+    assert re.search(r"\d:\d\d:\d\d \d:\d\d:\d\d$", line), line  # elapsed, remaining
