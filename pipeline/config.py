@@ -226,6 +226,7 @@ class EvaluateConfig:
     batch_size: int = 16  # dialogs per batch (performance only)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: Precision = "fp32"  # fp32 | bf16 | auto
+    shuffled_images: bool = True  # also score with another dialog's image (doubles the cost)
 
 
 def _adversarial_rows() -> dict[str, list[str]]:

@@ -29,13 +29,17 @@ def main(
     evaluation-server format to RANKS ([] without a challenge split). Model selection never
     read the test split.
 
+    With evaluate.shuffled_images, every round is scored a second time with the next dialog's
+    image (column rr_shuffled, metric mrr_shuffled_images): does the model use the image?
+
     G ranks by summed log-likelihood (incl. <end>), D by its score. Settings: params.yaml
-    evaluate.* (batch_size, device, precision).
+    evaluate.* (batch_size, device, precision, shuffled_images).
     """
     cfg = load_params().evaluate
     result = evaluate_model(
         model, prepared, features, metrics, ranks, rounds,
         batch_size=cfg.batch_size, device=cfg.device, precision=cfg.precision,
+        shuffled_images=cfg.shuffled_images,
     )  # fmt: skip
     summary = ", ".join(f"{k} {v:.4g}" for k, v in result.items())
     typer.echo(f"{model}: {summary}; wrote {metrics}")

@@ -25,6 +25,9 @@ def main(
     comparisons: Annotated[
         Path | None, opt("The compare stage's JSON (the claims table; none: no table).")
     ] = None,
+    image_use: Annotated[
+        Path | None, opt("The compare stage's image-use JSON (none: no such table).")
+    ] = None,
 ) -> None:
     """Write OUT/README.md: the claims table (from COMPARISONS), Tables 1/2/4, Table-3 samples,
     answer diversity (G-DIS − G-MLE with a bootstrap CI over dialogs), plots.
@@ -40,6 +43,7 @@ def main(
         cfg, prepared=prepared, features=features, models_dir=models, metrics_dir=metrics,
         live_dir=live, out_dir=out, device=resolve_device(cfg.device), comparisons=comparisons,
         resampling=Resampling(resamples=how.resamples, seed=how.seed, level=how.level),
+        image_use=image_use,
     )  # fmt: skip
     for kind in ("missing_metrics", "missing_models"):
         if result[kind]:

@@ -147,6 +147,11 @@ def test_results_are_consistent_and_the_report_shows_them(repo):
     assert pair["delta"] == pytest.approx(dis["mrr"] - mle["mrr"], abs=1e-12)
     assert pair["ci_low"] <= pair["delta"] <= pair["ci_high"]
     assert f"{100 * (dis['r@5'] - mle['r@5']):+.2f} points" in report
+    used = json.loads((repo / "report/image_use.json").read_text())
+    assert set(used) == {p.stem for p in (repo / "metrics").glob("*.json")}
+    assert used["hciae-g-mle"]["mrr"] == pytest.approx(mle["mrr"], abs=1e-12)
+    assert used["hciae-g-mle"]["mrr_shuffled"] == pytest.approx(mle["mrr_shuffled_images"])
+    assert "## Do the models look at the image?" in report
     lines = report.splitlines()
     assert "(gallery.html)" in lines[2] and lines[4] == "## Claims of the paper on this data"
 

@@ -67,6 +67,14 @@ class DialogDataset(Dataset):
         subset.feature_rows, subset.features = self.feature_rows[:n], self.features
         return subset
 
+    def with_images_of(self, order: np.ndarray) -> DialogDataset:
+        """The same dialogs, dialog i shown the image of dialog ``order[i]`` (an ablation: does
+        a model's score depend on the image?)."""
+        other = DialogDataset.__new__(DialogDataset)
+        other.arrays, other.features = self.arrays, self.features
+        other.feature_rows = self.feature_rows[np.asarray(order, np.int64)]
+        return other
+
     def __getitem__(self, index: Sequence[int]) -> DialogBatch:
         idx = np.sort(np.asarray(index, np.int64))
         arrays = self.arrays

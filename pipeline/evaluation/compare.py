@@ -223,6 +223,36 @@ def compare_variants(
     return out
 
 
+# ---- does a model use the image? -----------------------------------------------------------
+def image_verdict(low: float | None, high: float | None) -> str:
+    """What the CI of MRR(own image) − MRR(another dialog's image) says."""
+    if low is None or high is None:
+        return "too few dialogs"
+    if low > 0:
+        return "uses the image"
+    if high < 0:
+        return "better with another image"
+    return "no evidence it uses the image"
+
+
+def image_use(predictions: Path, how: Resampling) -> dict[str, dict]:
+    """For every ``<V>_test_rounds.csv`` with an ``rr_shuffled`` column (``evaluate`` with
+    ``shuffled_images``): ``{V: {"mrr", "mrr_shuffled", "delta", "ci_low", "ci_high", "p",
+    "verdict", ...}}``, the paired difference over dialogs (:func:`paired_delta`)."""
+    out = {}
+    for path in sorted(predictions.glob("*_test_rounds.csv")):
+        table = read_rounds(path)
+        if "rr_shuffled" not in table or not len(table):
+            continue
+        s_own, s_other, n = dialog_sums(table["image_id"], table["rr"], table["rr_shuffled"])
+        row = paired_delta(s_own, s_other, n, how)
+        row["mrr"] = float(s_own.sum() / n.sum())
+        row["mrr_shuffled"] = float(s_other.sum() / n.sum())
+        row["verdict"] = image_verdict(row["ci_low"], row["ci_high"])
+        out[path.name.removesuffix("_test_rounds.csv")] = row
+    return out
+
+
 # ---- diversity (Table 3) -------------------------------------------------------------------
 def _presence(items_per_dialog: Sequence[Sequence]) -> sparse.csr_matrix:
     """(D, U) sparse counts of each distinct item (answer, bigram) in each dialog."""

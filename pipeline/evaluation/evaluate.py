@@ -88,6 +88,12 @@ def scored_chunks(
             advance(1)
 
 
+def next_images(dataset: DialogDataset) -> DialogDataset:
+    """Each dialog with the image of the next one (the last with the first's): every dialog
+    sees another dialog's image, its text unchanged. Deterministic, no RNG."""
+    return dataset.with_images_of(np.roll(np.arange(len(dataset)), -1))
+
+
 @torch.no_grad()
 def evaluate_split(
     model,
@@ -97,6 +103,7 @@ def evaluate_split(
     precision: str = "fp32",
     progress: bool = False,
     label: str = "evaluate",
+    shuffled_images: bool = False,
 ) -> tuple[dict[str, float], pd.DataFrame]:
     """Score every round with a ground truth: (metrics, per-round table).
 
@@ -107,10 +114,30 @@ def evaluate_split(
     (NaN on the others). The metrics are the table's column means: ``mrr``, ``r@1``, ``r@5``,
     ``r@10`` (fractions in [0, 1]), ``mean_rank``, ``count`` (rows) and, with dense
     annotations, ``ndcg`` and ``ndcg_count`` (annotated rows).
+
+    ``shuffled_images`` also scores every round with another dialog's image
+    (:func:`next_images`): column ``rr_shuffled``, metric ``mrr_shuffled_images``. A model
+    that uses the image ranks worse with the wrong one; one that answers from the text alone
+    does not (``compare.image_use`` puts a CI on the difference).
     """
     model.eval()
+    table = _round_table(model, dataset, batch_size, device, precision, progress, label)
+    if shuffled_images and len(dataset) > 1:
+        shuffled = _round_table(
+            model, next_images(dataset), batch_size, device, precision, progress, f"{label} "
+            "(shuffled images)", dense=False,
+        )  # fmt: skip
+        table["rr_shuffled"] = shuffled["rr"].to_numpy()  # same rounds, same order
+    return metrics_of_rounds(table), table
+
+
+def _round_table(
+    model, dataset: DialogDataset, batch_size: int, device, precision: str, progress: bool,
+    label: str, dense: bool = True,
+) -> pd.DataFrame:  # fmt: skip
+    """The per-round table of :func:`evaluate_split` (``dense``: with NDCG where annotated)."""
     a = dataset.arrays
-    dense = "dense_round" in a and "dense_relevance" in a
+    dense = dense and "dense_round" in a and "dense_relevance" in a
     parts: list[pd.DataFrame] = []
     chunks = scored_chunks(model, dataset, batch_size, device, precision, progress, label)
     for idx, batch, scores in chunks:
@@ -131,8 +158,7 @@ def evaluate_split(
             part["ndcg"] = ndcg
         parts.append(pd.DataFrame(part))
     columns = ["image_id", "round_id", *ROUND_COLUMNS, *(["ndcg"] if dense else [])]
-    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
-    return metrics_of_rounds(table), table
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
 def metrics_of_rounds(table: pd.DataFrame) -> dict[str, float]:
@@ -146,6 +172,8 @@ def metrics_of_rounds(table: pd.DataFrame) -> dict[str, float]:
         annotated = table["ndcg"].dropna()
         out["ndcg"] = float(annotated.mean()) if len(annotated) else 0.0
         out["ndcg_count"] = len(annotated)
+    if "rr_shuffled" in table:
+        out["mrr_shuffled_images"] = float(table["rr_shuffled"].mean()) if len(table) else 0.0
     return out
 
 
@@ -190,6 +218,7 @@ def evaluate_model(
     batch_size: int = 16,
     device: str = "auto",
     precision: str = "fp32",
+    shuffled_images: bool = True,
     progress: bool = True,
 ) -> dict[str, float]:
     """The ``evaluate`` stage for one checkpoint: the metrics of the **test** split (the
@@ -205,7 +234,9 @@ def evaluate_model(
     model = load_model(checkpoint).to(dev)
     label = f"evaluate {Path(checkpoint).parent.name}"
     test = load_data(prepared, features, "test")
-    metrics, rounds = evaluate_split(model, test, batch_size, dev, precision, progress, label)
+    metrics, rounds = evaluate_split(
+        model, test, batch_size, dev, precision, progress, label, shuffled_images
+    )
     ranks = []
     if "challenge" in splits:
         challenge = load_data(prepared, features, "challenge")

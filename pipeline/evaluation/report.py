@@ -228,6 +228,7 @@ def build_report(
     device: torch.device,
     comparisons: Path | None = None,
     resampling: Resampling | None = None,
+    image_use: Path | None = None,
     progress: bool = True,
 ) -> dict:
     """Write ``out_dir/{README.md, samples.json, diversity.json, metrics.png, diversity.png}``.
@@ -307,6 +308,7 @@ def build_report(
         div,
         missing_models,
         claims=load_comparisons(comparisons),
+        image_use=load_comparisons(image_use),
         graded=graded,
         transfer=transfer_section(models_dir, [cfg.g_dis, *(g for _, g in adversarial.values())]),
         curves={v: live_dir / v / "curves.png" for v in variants},
@@ -336,6 +338,7 @@ def render_markdown(
     claims: dict | None = None,
     graded: dict | None = None,
     transfer: list[str] | None = None,
+    image_use: dict | None = None,
 ) -> str:
     md = [
         "# Report: Best of Both Worlds on this data",
@@ -347,6 +350,8 @@ def render_markdown(
     ]
     if claims:
         md += claims_section(claims)
+    if image_use:
+        md += image_use_section(image_use)
     md += [
         "Test split (model selection read only the val split). R@k in percent (the JSON "
         "files hold fractions); MRR in [0, 1]; "
@@ -607,6 +612,36 @@ def _signed(metric: str, value: float) -> str:
 
 
 CLAIM_METRICS = ("mrr", "r@5", "mean_rank")
+
+
+def image_use_section(used: dict) -> list[str]:
+    """The image ablation (``compare``'s ``image_use``): MRR with each dialog's own image and
+    with the next dialog's, per model."""
+    md = [
+        "## Do the models look at the image?",
+        "",
+        "Every test round scored twice: with its dialog's image and with the next dialog's "
+        "(`evaluate.shuffled_images`). A model that uses the image ranks the human answer worse "
+        "with the wrong one. Δ = MRR(own image) − MRR(shuffled), paired 95 % CI over dialogs.",
+        "",
+        "| model | MRR | MRR, shuffled images | Δ [95 % CI] | verdict |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
+    for name, row in used.items():
+        md.append(
+            f"| {name} | {row['mrr']:.4f} | {row['mrr_shuffled']:.4f} | "
+            f"{row['delta']:+.4f} {_interval(row, lambda x: f'{x:+.4f}')} | {row['verdict']} |"
+        )
+    users = [n for n, r in used.items() if r["verdict"] == "uses the image"]
+    if not users:
+        md += [
+            "",
+            "**No model uses the image detectably**: on this data every number in this report "
+            "measures answering from the caption, the question and the history.",
+        ]
+    else:
+        md += ["", f"{len(users)} of {len(used)} models use the image detectably."]
+    return md + [""]
 
 
 def claims_section(claims: dict) -> list[str]:

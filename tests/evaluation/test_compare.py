@@ -13,6 +13,8 @@ from pipeline.evaluation.compare import (
     Resampling,
     compare_variants,
     diversity_delta,
+    image_use,
+    image_verdict,
     paired_delta,
     paired_dialogs,
     verdict,
@@ -150,3 +152,32 @@ def test_diversity_delta_counts_distinct_answers_of_resampled_dialogs():
     assert got["distinct_2"]["a"] == pytest.approx(1 / 4)  # ("it's", "red") four times
     assert got["generic"]["ci_high"] < 0  # A is never more generic, whatever dialogs are drawn
     assert got["distinct_answers"]["ci_low"] <= 1 <= got["distinct_answers"]["ci_high"]
+
+
+@pytest.mark.parametrize(
+    "low, high, expected",
+    [(0.01, 0.03, "uses the image"), (-0.01, 0.02, "no evidence it uses the image"),
+     (-0.03, -0.01, "better with another image"), (None, None, "too few dialogs")],
+)  # fmt: skip
+def test_image_verdicts(low, high, expected):
+    assert image_verdict(low, high) == expected
+
+
+def test_image_use_is_own_minus_shuffled_images_over_dialogs(tmp_path):
+    rng = np.random.default_rng(3)
+    rr = rng.choice([1.0, 0.5, 0.2, 0.1], size=400)
+    looks = rounds_table(rr)
+    looks["rr_shuffled"] = rr * 0.5  # worse with the wrong image
+    blind = rounds_table(rr)
+    blind["rr_shuffled"] = rr  # the same either way
+    looks.to_csv(tmp_path / "looks_test_rounds.csv", index=False)
+    blind.to_csv(tmp_path / "blind_test_rounds.csv", index=False)
+    rounds_table(rr).to_csv(tmp_path / "old_test_rounds.csv", index=False)  # no ablation: left out
+    used = image_use(tmp_path, FAST)
+    assert list(used) == ["blind", "looks"]
+    assert used["looks"]["delta"] == pytest.approx(0.5 * rr.mean())
+    assert used["looks"]["mrr"] == pytest.approx(rr.mean())
+    assert used["looks"]["mrr_shuffled"] == pytest.approx(0.5 * rr.mean())
+    assert used["looks"]["verdict"] == "uses the image" and used["looks"]["ci_low"] > 0
+    assert used["blind"]["delta"] == 0
+    assert used["blind"]["verdict"] == "no evidence it uses the image"

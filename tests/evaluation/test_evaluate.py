@@ -124,10 +124,11 @@ def test_metrics_file_matches_trainer_validation(tiny_data, tmp_path):
     got = evaluate_model(
         ckpt, prepared, features, out, ranks_out, rounds_out, batch_size=3, progress=False
     )
-    assert json.loads(out.read_text()) == got and set(got) == KEYS
+    assert json.loads(out.read_text()) == got and set(got) == KEYS | {"mrr_shuffled_images"}
     rounds = pd.read_csv(rounds_out)  # the metrics are exactly its column means
     assert len(rounds) == got["count"]
-    means = {"mrr": "rr", "mean_rank": "rank", "r@1": "r1", "r@5": "r5", "r@10": "r10"}
+    means = {"mrr": "rr", "mean_rank": "rank", "r@1": "r1", "r@5": "r5", "r@10": "r10",
+             "mrr_shuffled_images": "rr_shuffled"}  # fmt: skip
     for metric, column in means.items():
         assert rounds[column].mean() == pytest.approx(got[metric], rel=1e-12), metric
     assert json.loads(ranks_out.read_text()) == []  # no challenge split
@@ -135,11 +136,12 @@ def test_metrics_file_matches_trainer_validation(tiny_data, tmp_path):
 
     model = load_model(ckpt)
     loader = batches(load_data(prepared, features, "test"), 4, shuffle=False)  # the reported one
-    assert retrieval_metrics(model, loader, CPU) == pytest.approx(got)
+    plain = {k: v for k, v in got.items() if k != "mrr_shuffled_images"}
+    assert retrieval_metrics(model, loader, CPU) == pytest.approx(plain)
     val = retrieval_metrics(
         model, batches(load_data(prepared, features, "val"), 4, shuffle=False), CPU
     )
-    assert val != pytest.approx(got)
+    assert val != pytest.approx(plain)
 
 
 @pytest.fixture(scope="module")
@@ -246,3 +248,35 @@ def test_ndcg_is_scored_on_the_annotated_round(tiny_data):
     want = [sum(1 / math.log2(p + 2) for p in range(10 - k)) / ideal for k in annotated]
     assert got["ndcg"] == pytest.approx(sum(want) / len(want))
     assert rounds.dropna(subset=["ndcg"])["ndcg"].tolist() == pytest.approx(want)
+
+
+def test_shuffled_images_score_each_dialog_with_the_next_dialogs_image(tiny_data):
+    """``rr_shuffled`` is the reciprocal rank with dialog i+1's image (a direct computation);
+    a model whose image embedding is constant gets exactly its own ``rr`` back."""
+    import dataclasses
+
+    from pipeline.evaluation.metrics import round_outcomes
+
+    prepared, features = tiny_data
+    test = load_data(prepared, features, "test")
+    torch.manual_seed(0)
+    model = build_model("hciae-g-mle", vocab_size(prepared), ModelConfig(8, 16, 0.0)).eval()
+    metrics, table = evaluate_split(model, test, 3, CPU, shuffled_images=True)
+    assert metrics["mrr_shuffled_images"] == pytest.approx(table["rr_shuffled"].mean())
+    n = len(test)
+    for i in range(n):
+        batch = test[[i]]
+        other = dataclasses.replace(batch, image=test[[(i + 1) % n]].image)
+        with torch.no_grad():
+            scores = model.score_options(other)[0]  # (R, O)
+        keep = (batch.round_mask[0] & (batch.gt_index[0] >= 0)).nonzero().squeeze(1)
+        rr = round_outcomes(scores[keep], batch.gt_index[0, keep])["rr"].numpy()
+        rows = table["image_id"] == int(test.arrays["image_id"][i])
+        np.testing.assert_allclose(table.loc[rows, "rr_shuffled"].to_numpy(), rr, rtol=1e-12)
+    assert not np.allclose(table["rr"], table["rr_shuffled"])  # random weights look at images
+    with torch.no_grad():
+        model.encoder.image_embed.linear.weight.zero_()  # every region embeds alike
+    _, blind = evaluate_split(model, test, 3, CPU, shuffled_images=True)
+    np.testing.assert_array_equal(blind["rr"].to_numpy(), blind["rr_shuffled"].to_numpy())
+    plain, table = evaluate_split(model, test, 3, CPU)
+    assert "rr_shuffled" not in table and "mrr_shuffled_images" not in plain
