@@ -45,6 +45,16 @@ def create_app(served: Served, examples: list[Example]) -> FastAPI:
     app = FastAPI(title="visdial serve", summary="G-MLE and G-DIS side by side")
     max_bytes = int(served.cfg.max_upload_mb * 2**20)
 
+    @app.middleware("http")
+    async def refuse_large_bodies(request: Request, call_next):
+        """413 before the body is read when its declared length is over the limit (a body
+        without Content-Length is read, then its image refused)."""
+        length = request.headers.get("content-length", "")
+        too_large = length.isdigit() and int(length) > max_bytes + 2**16  # + the text fields
+        if request.url.path == "/api/answer" and too_large:
+            return _error(413, "image: the request is over serve.max_upload_mb")
+        return await call_next(request)
+
     @app.exception_handler(RequestValidationError)
     def invalid(_: Request, err: RequestValidationError) -> JSONResponse:
         first = err.errors()[0] if err.errors() else {}
@@ -91,16 +101,12 @@ def create_app(served: Served, examples: list[Example]) -> FastAPI:
 
     @app.post("/api/answer")
     def answer(
-        request: Request,
         image: UploadFile = File(...),  # noqa: B008 (FastAPI's declared parameters)
         question: str = Form(...),  # noqa: B008
         caption: str = Form(""),  # noqa: B008
         history: str = Form("[]"),  # noqa: B008
     ) -> dict:
         start = time.perf_counter()
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > max_bytes + 2**16:
-            raise BadRequest("image: the request is over serve.max_upload_mb", 413)
         data = image.file.read(max_bytes + 1)
         try:
             past = json.loads(history)

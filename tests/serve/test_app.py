@@ -209,6 +209,9 @@ def test_large_uploads_and_decompression_bombs_get_413(params, image, monkeypatc
     small = make_client(params, max_upload_mb=len(image) / 2**20 / 2)
     response = ask(small, image, "is it red")
     assert response.status_code == 413 and "serve.max_upload_mb" in response.json()["error"]
+    big = make_client(params, max_upload_mb=0.01)  # refused on Content-Length, before reading
+    response = ask(big, b"x" * 200_000, "is it red")
+    assert response.status_code == 413 and response.json()["error"].startswith("image: the req")
     client = make_client(params)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
     response = ask(client, _png((40, 40)), "is it red")  # 1600 pixels
