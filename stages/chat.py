@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from pipeline.chat.answer import Chat, load_answerer
-from pipeline.config import ChatConfig
+from pipeline.config import ChatConfig, ServeConfig
 from pipeline.data.visdial import ROUNDS
 from pipeline.errors import InputError
 from stages.common import run_command, user_errors
@@ -28,9 +28,10 @@ def settings(chat: ChatConfig, **given) -> ChatConfig:
     return with_options(chat, "chat", **given)
 
 
-def check_workspace(chat: ChatConfig, command: str = "visdial chat") -> None:
-    """Refuse, in one line, to start without the vocabulary: outside the project root (no
-    params.yaml here, so the relative default paths point nowhere) or before ``dvc repro``."""
+def check_workspace(chat: ChatConfig | ServeConfig, command: str = "visdial chat") -> None:
+    """Refuse, in one line, to start without the vocabulary (``chat.vocab`` / ``serve.vocab``):
+    outside the project root (no params.yaml here, so the relative default paths point nowhere)
+    or before ``dvc repro``."""
     vocab = Path(chat.vocab)
     if vocab.is_file():
         return

@@ -12,6 +12,7 @@ from pipeline.config import Params
 from pipeline.data.visdial import read_visdial
 from pipeline.serve.answering import load_served
 from pipeline.serve.app import Example, create_app
+from stages.chat import check_workspace
 from stages.common import run_command, user_errors
 from stages.params import load_params, with_options
 
@@ -55,6 +56,7 @@ def main(
 
     params = load_params()
     cfg = with_options(params.serve, "serve", host=host, port=port)
+    check_workspace(cfg, "visdial serve")
     served = load_served(cfg, params.features, params.model, params.prepare.max_len)
     app = create_app(served, examples(params))
     if not _loopback(cfg.host):

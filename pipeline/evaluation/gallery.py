@@ -27,9 +27,8 @@ from pipeline.data.loaders import load_data
 from pipeline.data.vocab import Vocabulary
 from pipeline.errors import InputError
 from pipeline.evaluation.gallery_page import render_gallery
-from pipeline.evaluation.report import pick_samples
+from pipeline.evaluation.report import load_published, pick_samples, role_key
 from pipeline.features.images import to_rgb
-from pipeline.models.checkpoint import load_model
 from pipeline.models.decoder import Decoding, generate
 from pipeline.models.discriminator import DiscriminativeModel
 from pipeline.models.generator import GenerativeModel
@@ -37,17 +36,6 @@ from pipeline.plots import plot_attention
 
 TOP = 5  # D's best options shown per round
 THUMBNAIL = 320  # longest side of an embedded image, pixels
-
-
-def load_role(models_dir: Path, variant: str, kind: type, device: torch.device):
-    """``models/<variant>/best.pt`` as a ``kind`` model, or None when it is not trained."""
-    path = models_dir / variant / "best.pt"
-    if not path.is_file():
-        return None
-    model = load_model(path).to(device)
-    if not isinstance(model, kind):
-        raise InputError(f"{path}: expected a {kind.__name__} for the gallery")
-    return model
 
 
 def image_data_url(path: Path, size: int = THUMBNAIL) -> str:
@@ -167,14 +155,13 @@ def build_gallery(
     vocab = Vocabulary.load(prepared / "vocab.json")
     test = load_data(prepared, features, "test")
     roles = {"G-MLE": cfg.g_mle, "G-DIS": cfg.g_dis}
-    gs = {role: load_role(models_dir, v, GenerativeModel, device) for role, v in roles.items()}
-    d = load_role(models_dir, cfg.discriminator, DiscriminativeModel, device)
+    gs = {role: load_published(models_dir, v, GenerativeModel, f"report.{role_key(role)}",
+                               device) for role, v in roles.items()}  # fmt: skip
+    d = load_published(models_dir, cfg.discriminator, DiscriminativeModel,
+                       "report.discriminator", device)  # fmt: skip
     missing = [v for role, v in roles.items() if gs[role] is None]
     missing += [cfg.discriminator] if d is None else []
     gs = {role: g for role, g in gs.items() if g is not None}
-    for model in [*gs.values(), d]:
-        if model is not None:
-            model.eval()
     entries = []
     for index in pick_samples(len(test), cfg.samples, cfg.seed):
         entry = dialog_entry(test, index, vocab, gs, d, cfg, device)

@@ -188,13 +188,16 @@ def pick_samples(n: int, k: int, seed: int) -> list[int]:
 
 
 # ---- the report ----------------------------------------------------------------------------
-def _load_g(models_dir: Path, variant: str, device: torch.device):
+def load_published(models_dir: Path, variant: str, kind: type, key: str, device: torch.device):
+    """``models/<variant>/best.pt`` as a ``kind`` model (eval mode) on ``device``, or None when
+    it is not trained; another kind is an error naming the params ``key``."""
     path = models_dir / variant / "best.pt"
     if not path.is_file():
         return None
     model = load_model(path).to(device)
-    if not isinstance(model, GenerativeModel):
-        raise InputError(f"{path}: report.g_mle / report.g_dis must name a generative model")
+    if not isinstance(model, kind):
+        article = "a generative" if kind is GenerativeModel else "a discriminative"
+        raise InputError(f"{path}: {key} must name {article} model")
     return model
 
 
@@ -246,7 +249,8 @@ def build_report(
     rounds = human_rounds(test, vocab)
     generated, missing_models = {}, []
     for role, variant in (("G-MLE", cfg.g_mle), ("G-DIS", cfg.g_dis)):
-        model = _load_g(models_dir, variant, device)
+        model = load_published(models_dir, variant, GenerativeModel, "report.g_mle / report.g_dis",
+                               device)  # fmt: skip
         if model is None:
             missing_models.append(variant)
             continue
@@ -263,7 +267,7 @@ def build_report(
         )
     div = {"human": diversity([r["answer"] for r in rounds], cfg.generic)}
     for role, answers in generated.items():
-        key = _key(role)
+        key = role_key(role)
         div[f"{key}_greedy"] = diversity(answers["greedy"], cfg.generic)
         if cfg.noises:
             div[f"{key}_sample"] = diversity(answers["z1"], cfg.generic)
@@ -509,7 +513,7 @@ def transfer_section(models_dir: Path, variants: Sequence[str]) -> list[str]:
     return md + [""]
 
 
-def _key(role: str) -> str:
+def role_key(role: str) -> str:
     """``G-MLE`` -> ``g_mle``: a role as the JSON files key it."""
     return role.lower().replace("-", "_")
 
@@ -528,7 +532,7 @@ def grade_meanings(
     for role, answers in generated.items():
         for decoding in ("greedy", "z1"):
             if decoding in answers:
-                key = f"{_key(role)}_{decoding}"
+                key = f"{role_key(role)}_{decoding}"
                 records[key] = grade(meanings, rounds, answers[decoding])
                 out[key] = shares_by_kind(records[key], how)
     for decoding in ("greedy", "z1"):

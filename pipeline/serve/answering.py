@@ -58,6 +58,9 @@ class FeatureCache:
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
+    def __len__(self) -> int:
+        return len(self._items)
+
     def get(self, key: str) -> Tensor | None:
         with self._lock:
             value = self._items.get(key)
@@ -120,12 +123,12 @@ def parse_history(raw: list, most_words: int) -> dict[str, list[tuple[str, str]]
         if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)):
             raise BadRequest(f"history[{i}]: expected [question, answer]")
         question, answer = entry
+        check_words(question, f"history[{i}] question", most_words, required=False)
         answers = answer if isinstance(answer, dict) else dict.fromkeys(ROLES, answer)
         for role in ROLES:
             text = answers.get(role)
             if not isinstance(text, str):
                 raise BadRequest(f"history[{i}]: the answer of {role} must be a string")
-            check_words(question, f"history[{i}] question", most_words, required=False)
             check_words(text, f"history[{i}] answer", most_words, required=False)
             out[role].append((question, text))
     return out
@@ -210,11 +213,6 @@ def load_served(
     """Load the vocabulary, both Gs (checked as ``visdial chat`` checks them), D and VGG-19."""
     check_features_config(features)
     vocab_path = Path(cfg.vocab)
-    if not vocab_path.is_file():
-        raise InputError(
-            f"serve.vocab: {vocab_path} not found: run `visdial serve` from the project root"
-            " (where params.yaml is), after `dvc repro`"
-        )
     vocab = Vocabulary.load(vocab_path)
     device = resolve_device(cfg.device)
     gs, names = {}, {}

@@ -80,7 +80,7 @@ def create_app(served: Served, examples: list[Example]) -> FastAPI:
             "status": "ok",
             "models": served.names,
             "device": str(served.device),
-            "cache": {"images": len(cache._items), "hits": cache.hits, "misses": cache.misses},
+            "cache": {"images": len(cache), "hits": cache.hits, "misses": cache.misses},
             "limits": {"max_upload_mb": served.cfg.max_upload_mb,
                        "max_question_words": served.cfg.max_question_words},
         }  # fmt: skip

@@ -232,3 +232,14 @@ def test_concurrent_requests_share_nothing_but_the_models(client, image, ws):
     assert together == alone * 2
     health = client.get("/api/health").json()
     assert health["cache"]["hits"] >= len(jobs) * 2
+
+
+def test_serve_outside_the_project_root_says_where_to_run_it(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from stages.cli import app
+
+    monkeypatch.chdir(tmp_path)  # no params.yaml, no data/prepared/vocab.json
+    result = CliRunner().invoke(app, ["serve", "--port", "0"])
+    assert result.exit_code == 1
+    assert "run visdial serve from the project root" in result.output
