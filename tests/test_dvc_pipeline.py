@@ -83,8 +83,19 @@ def test_a_code_change_marks_exactly_the_stages_that_import_it(repo):
     """Appending a comment to a module makes exactly the stages whose command runs it stale."""
     stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
     modules = {name: (s.get("do", s))["cmd"].split()[2] for name, s in stages.items()}
-    active = {"check_params", "demo_data", "prepare", "features", "train_g", "train_d",
-              "transfer", "evaluate", "compare", "report", "gallery"}  # fmt: skip (no GAN)
+    active = {
+        "check_params",
+        "demo_data",
+        "prepare",
+        "features",
+        "train_g",
+        "train_d",
+        "transfer",
+        "evaluate",
+        "compare",
+        "report",
+        "gallery",
+    }  # no GAN stages
     touched = (
         "pipeline/data/prepare.py", "pipeline/models/decoder.py", "pipeline/features/backbone.py",
         "pipeline/evaluation/report.py", "pipeline/training/loop.py", "pipeline/config.py",

@@ -104,6 +104,37 @@ def test_log_prob_scores_every_option_in_one_batch():
     torch.testing.assert_close(model.log_prob(e, garbage, lengths), got)
 
 
+def test_log_prob_prefix_tree_equals_teacher_forcing_on_shared_prefixes():
+    """Options that share prefixes, repeat, are empty or fill La: the prefix-tree walk (eval)
+    gives teacher forcing's numbers, and the direct computation's."""
+    model = _model()
+    pool = [[5], [5, 6], [5, 6, 7], [5, 6, 8], [9, 5, 6, 7, 8], [], [9], [5, 6, 7]]
+    m, la = 4, 5
+    g = torch.Generator().manual_seed(3)
+    picks = torch.randint(0, len(pool), (m, 6), generator=g)
+    options = torch.zeros(m, 6, la, dtype=torch.long)
+    lengths = torch.zeros(m, 6, dtype=torch.long)
+    for i, j in itertools.product(range(m), range(6)):
+        answer = pool[int(picks[i, j])]
+        options[i, j, : len(answer)] = torch.tensor(answer, dtype=torch.long)
+        lengths[i, j] = len(answer)
+    e = torch.randn(m, D)
+    tree = model._prefix_tree_log_prob(e, options, lengths, chunk=3)
+    flat = model._sequence_log_prob(e, options, lengths, chunk=7)
+    torch.testing.assert_close(tree, flat)
+    torch.testing.assert_close(model.log_prob(e, options, lengths), tree)
+    for i, j in itertools.product(range(m), range(6)):
+        expected = _naive_log_prob(model, e[i], options[i, j].tolist(), int(lengths[i, j]))
+        assert tree[i, j].item() == pytest.approx(expected, rel=1e-5)
+    # Training mode with dropout scores each sequence with its own masks (teacher forcing).
+    torch.manual_seed(0)
+    dropped = AnswerDecoder(nn.Embedding(V, E, padding_idx=PAD_ID), D, H, dropout=0.5).train()
+    torch.manual_seed(1)
+    got = dropped.log_prob(e, options, lengths)
+    torch.manual_seed(1)
+    torch.testing.assert_close(got, dropped._sequence_log_prob(e, options, lengths, 1024))
+
+
 def _check_decoded(model, e, tokens, lengths, max_len):
     """Every decoded answer is 0-padded after its length and never holds <pad>/<start>/<end>."""
     steps = torch.arange(max_len).unsqueeze(0)

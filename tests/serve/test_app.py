@@ -35,9 +35,11 @@ def serve_workspace(root: Path, examples: bool = False) -> Path:
     path = root / "models/hciae-g-dis/best.pt"  # make_workspace's two Gs are the same: perturb
     state = torch.load(path, weights_only=True)
     noise = torch.Generator().manual_seed(1)
-    state["model"] = {k: v + 0.5 * torch.randn(v.shape, generator=noise)
-                      if v.is_floating_point() else v for k, v in state["model"].items()}
-    torch.save(state, path)  # fmt: skip
+    state["model"] = {
+        k: v + 0.5 * torch.randn(v.shape, generator=noise) if v.is_floating_point() else v
+        for k, v in state["model"].items()
+    }
+    torch.save(state, path)
     vocab_size = len(json.loads((root / "data/prepared/vocab.json").read_text())["itos"])
     save_checkpoint(root / "models/hciae-d-np-att/best.pt", "hciae-d-np-att", vocab_size,
                     ModelConfig(**PARAMS["model"]))  # fmt: skip
@@ -45,9 +47,12 @@ def serve_workspace(root: Path, examples: bool = False) -> Path:
         doc = visdial_doc([("a red ball", [("is it red", "yes")])], split="val", first_id=100)
         (root / "test.json").write_text(json.dumps(doc))
         shutil.copy(root / "img.png", root / "demo_000000000100.png")
-        params = {**PARAMS, "data": {"test": "test.json", "images": "."},
-                  "features": {**PARAMS["features"], "patterns": {"test": "demo_%012d.png"}}}
-        (root / "params.yaml").write_text(yaml.safe_dump(params))  # fmt: skip
+        params = {
+            **PARAMS,
+            "data": {"test": "test.json", "images": "."},
+            "features": {**PARAMS["features"], "patterns": {"test": "demo_%012d.png"}},
+        }
+        (root / "params.yaml").write_text(yaml.safe_dump(params))
     return root
 
 
