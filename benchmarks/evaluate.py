@@ -7,9 +7,11 @@ Paper dimensions (embeddings 300, LSTMs 512, vocabulary 8964), synthetic batches
 10 rounds x 100 options of up to 8 tokens (``benchmarks/synthetic.py``), models in eval mode.
 In the same process, on the same batch:
 
-* G: ``GenerativeModel.score_options`` (all B x 10 x 100 options in one batched, chunked LSTM
-  pass, vocabulary projection at real tokens only) vs a Python loop over the 100 options, each
-  scoring that option of every round (``AnswerDecoder.log_prob`` on one option), encoder run once;
+* G: ``GenerativeModel.score_options`` (each round's options walked as a prefix tree, every
+  distinct prefix stepped once, all rounds batched) vs (a) teacher forcing every option as its
+  own sequence (``AnswerDecoder._sequence_log_prob``, batched and chunked, the vocabulary
+  projection at real tokens only: what ``score_options`` did before the prefix tree) and (b) a
+  Python loop over the 100 options, each scoring that option of every round, encoder run once;
 * D: ``DiscriminativeModel.score_options`` (each distinct option encoded once) vs a loop over
   the 100 options through the answer encoder, then the dot products;
 * metrics: ``RetrievalMetrics.observe`` on ``--rows`` rounds of 100 scores (with ties) vs a
@@ -64,6 +66,20 @@ def g_loop(model: GenerativeModel, batch: DialogBatch) -> torch.Tensor:
         model.decoder.log_prob(e, options[:, i : i + 1], lengths[:, i : i + 1]) for i in range(o)
     ]
     return torch.cat(cols, dim=1).reshape(b, r, o)  # fmt: skip
+
+
+@torch.no_grad()
+def g_sequences(model: GenerativeModel, batch: DialogBatch) -> torch.Tensor:
+    """Every option teacher-forced as its own sequence: (B, R, O) summed log-likelihoods."""
+    b, r, o, la = batch.options.shape
+    decoder = model.decoder
+    scores = decoder._sequence_log_prob(
+        model.encode(batch),
+        batch.options.reshape(b * r, o, la),  # (B*R, O, La)
+        batch.options_len.reshape(b * r, o),
+        chunk=max(1, 2**22 // decoder.vocab_size),
+    )
+    return scores.reshape(b, r, o)  # (B, R, O)
 
 
 @torch.no_grad()
@@ -130,6 +146,14 @@ def main(argv: list[str] | None = None) -> None:
     for name, (model, loop) in models.items():
         model = model.to(device).eval()
         with autocast(device):
+            if name == "G":
+                ours, t_ours = timed(lambda: model.score_options(batch).float(), device)  # noqa: B023
+                base, t_base = timed(lambda: g_sequences(model, batch).float(), device)  # noqa: B023
+                print(
+                    f"G scoring: prefix tree {n_options / t_ours:10,.0f} options/s | "
+                    f"teacher-forced sequences {n_options / t_base:10,.0f} options/s | ratio "
+                    f"{t_base / t_ours:6.2f}x (max |diff| {float((ours - base).abs().max()):.1e})"
+                )
             ours, t_ours = timed(lambda: model.score_options(batch).float(), device)  # noqa: B023
             base, t_base = timed(lambda: loop(model, batch).float(), device)  # noqa: B023
         diff = float((ours - base).abs().max())
