@@ -582,14 +582,14 @@ def _meaning_section(graded: dict) -> list[str]:
             )
         n = graded[columns[0][0]][kind]["rounds"]
         md.append(f"| {kind} | {n} | " + " | ".join(cells) + " |")
-    for decoding in ("greedy", "z1"):
+    for decoding, name in (("greedy", "greedy"), ("z1", "sampled (z1)")):
         d = graded.get(f"g_dis_vs_g_mle_{decoding}")
         if d:
             v = verdict(d["ci_low"], d["ci_high"], 1.0)
             md += [
                 "",
-                f"G-DIS − G-MLE, correct share of {decoding} answers over all graded rounds: "
-                f"{100 * d['delta']:+.1f} points {_ci('r@1', d)} ({v}).",
+                f"G-DIS − G-MLE, correct share of {name} answers over all graded rounds: "
+                f"{_signed('r@1', d['delta'])} points {_ci('r@1', d)} ({v}).",
             ]
     return md + [""]
 

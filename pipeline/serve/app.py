@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi import HTTPException as FastAPIHTTPException
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException
@@ -40,20 +41,45 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message.splitlines()[0] if message else "error"}, status)
 
 
+TOO_LARGE = "image: the request is over serve.max_upload_mb"
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for a request to ``path`` whose body is over ``limit`` bytes.
+
+    A declared Content-Length over the limit is refused before any of the body is read; a body
+    without one (chunked) is counted as it arrives and refused once it passes the limit, so
+    no upload is ever spooled whole before the check.
+    """
+
+    def __init__(self, app, path: str, limit: int):
+        self.app, self.path, self.limit = app, path, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"] != self.path:
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.limit:
+            return await _error(413, TOO_LARGE)(scope, receive, send)
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:  # raised inside the body parser: FastAPI passes it on
+                raise FastAPIHTTPException(413, TOO_LARGE)
+            return message
+
+        return await self.app(scope, counted, send)
+
+
 def create_app(served: Served, examples: list[Example]) -> FastAPI:
     """The app around loaded models ``served``; ``examples`` are offered on the page."""
     app = FastAPI(title="visdial serve", summary="G-MLE and G-DIS side by side")
     max_bytes = int(served.cfg.max_upload_mb * 2**20)
 
-    @app.middleware("http")
-    async def refuse_large_bodies(request: Request, call_next):
-        """413 before the body is read when its declared length is over the limit (a body
-        without Content-Length is read, then its image refused)."""
-        length = request.headers.get("content-length", "")
-        too_large = length.isdigit() and int(length) > max_bytes + 2**16  # + the text fields
-        if request.url.path == "/api/answer" and too_large:
-            return _error(413, "image: the request is over serve.max_upload_mb")
-        return await call_next(request)
+    app.add_middleware(BodyLimit, path="/api/answer", limit=max_bytes + 2**16)  # + text fields
 
     @app.exception_handler(RequestValidationError)
     def invalid(_: Request, err: RequestValidationError) -> JSONResponse:

@@ -210,6 +210,20 @@ def test_a_bad_request_gets_a_one_line_4xx_and_the_server_keeps_serving(
     assert ask(client, image, "is it red").status_code == 200
 
 
+def post_chunked(client, image: bytes, question: str):
+    """POST /api/answer as a multipart body sent in chunks, without Content-Length."""
+    boundary = "visdial-test-boundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="question"\r\n\r\n{question}\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="i.png"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    body = head + image + f"\r\n--{boundary}--\r\n".encode()
+    chunks = (body[i : i + 8192] for i in range(0, len(body), 8192))
+    headers = {"content-type": f"multipart/form-data; boundary={boundary}"}
+    return client.post("/api/answer", content=chunks, headers=headers)
+
+
 def test_large_uploads_and_decompression_bombs_get_413(params, image, monkeypatch):
     small = make_client(params, max_upload_mb=len(image) / 2**20 / 2)
     response = ask(small, image, "is it red")
@@ -217,6 +231,11 @@ def test_large_uploads_and_decompression_bombs_get_413(params, image, monkeypatc
     big = make_client(params, max_upload_mb=0.01)  # refused on Content-Length, before reading
     response = ask(big, b"x" * 200_000, "is it red")
     assert response.status_code == 413 and response.json()["error"].startswith("image: the req")
+    # Without Content-Length (a chunked upload) the body is counted as it arrives.
+    response = post_chunked(big, b"x" * 200_000, "is it red")
+    assert "content-length" not in response.request.headers
+    assert response.status_code == 413 and response.json()["error"].startswith("image: the req")
+    assert post_chunked(make_client(params), image, "is it red").status_code == 200
     client = make_client(params)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
     with pytest.warns(Image.DecompressionBombWarning):  # PIL warns, then the server refuses
