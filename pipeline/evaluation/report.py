@@ -355,7 +355,8 @@ def render_markdown(
     if claims:
         md += claims_section(claims)
     if image_use:
-        md += image_use_section(image_use)
+        paired = [v for pair in adversarial.values() for v in pair]
+        md += image_use_section(image_use, [*cfg.generative, *cfg.discriminative, *paired])
     md += [
         "Test split (model selection read only the val split). R@k in percent (the JSON "
         "files hold fractions); MRR in [0, 1]; "
@@ -618,9 +619,11 @@ def _signed(metric: str, value: float) -> str:
 CLAIM_METRICS = ("mrr", "r@5", "mean_rank")
 
 
-def image_use_section(used: dict) -> list[str]:
+def image_use_section(used: dict, order: Sequence[str] = ()) -> list[str]:
     """The image ablation (``compare``'s ``image_use``): MRR with each dialog's own image and
-    with the next dialog's, per model."""
+    with the next dialog's, per model; the models in ``order`` first (the tables' order)."""
+    rank = {name: i for i, name in enumerate(dict.fromkeys(order))}
+    used = dict(sorted(used.items(), key=lambda item: (rank.get(item[0], len(rank)), item[0])))
     md = [
         "## Do the models look at the image?",
         "",

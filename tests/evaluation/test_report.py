@@ -16,6 +16,7 @@ from pipeline.evaluation.report import (
     adversarial_table,
     build_report,
     check_adversarial,
+    image_use_section,
     metrics_table,
 )
 from stages.cli import app
@@ -191,3 +192,18 @@ def test_deltas_and_the_claims_table_are_re_derived_from_the_files(tiny_data, tm
     assert "+1.73 / +10.00 [+9.00, +11.00] / **reproduced**" in row
     assert "-1.78 / -1.00 [-1.01, -0.99] / **reproduced**" in row
     assert "| hciae-g-mle | lf-g | not evaluated: lf-g |" in text
+
+
+def test_image_use_table_follows_the_tables_order_and_says_who_uses_the_image():
+    def row(delta, verdict):
+        return {"mrr": 0.3 + delta, "mrr_shuffled": 0.3, "delta": delta, "ci_low": delta - 0.01,
+                "ci_high": delta + 0.01, "verdict": verdict}  # fmt: skip
+
+    used = {"zz-extra": row(0.0, "no evidence it uses the image"),
+            "hciae-d-np-att": row(0.02, "uses the image"),
+            "lf-g": row(0.0, "no evidence it uses the image")}  # fmt: skip
+    md = image_use_section(used, ["lf-g", "hciae-g-mle", "hciae-d-np-att"])
+    names = [line.split(" | ")[0].strip("| ") for line in md if line.startswith("| ")][2:]
+    assert names == ["lf-g", "hciae-d-np-att", "zz-extra"]  # table order, then the rest
+    assert "| hciae-d-np-att | 0.3200 | 0.3000 | +0.0200 [+0.0100, +0.0300] |" in "\n".join(md)
+    assert md[-2] == "1 of 3 models use the image detectably."
