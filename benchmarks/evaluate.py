@@ -18,6 +18,9 @@ In the same process, on the same batch:
   per-round Python loop computing the same tie-aware ranks (results checked equal).
 
 The largest score difference between the two ways is printed: they must agree.
+``--workspace DIR`` (a workspace after ``dvc repro``, e.g. the demo's) times G's two ways on
+real options instead: ``DIR/models/<--model>/best.pt`` on the first ``--batch`` test dialogs of
+``DIR/data/prepared`` and ``DIR/data/features``, and counts the rounds whose option order differs.
 """
 
 from __future__ import annotations
@@ -114,6 +117,30 @@ def fast_metrics(scores: torch.Tensor, gt_index: torch.Tensor) -> dict[str, floa
     return metrics.retrieve()
 
 
+def workspace_g(workspace: Path, model_name: str, n_dialogs: int) -> None:
+    """G's prefix tree against teacher forcing on a trained workspace's test options."""
+    import numpy as np
+
+    from pipeline.data.loaders import load_data
+    from pipeline.models.checkpoint import load_model
+
+    test = load_data(workspace / "data/prepared", workspace / "data/features", "test")
+    model = load_model(workspace / "models" / model_name / "best.pt").eval()
+    batch = test[np.arange(min(n_dialogs, len(test)))]
+    n_options = batch.options[..., 0].numel()
+    cpu = torch.device("cpu")
+    ours, t_ours = timed(lambda: model.score_options(batch), cpu)
+    base, t_base = timed(lambda: g_sequences(model, batch), cpu)
+    reordered = (ours.argsort(dim=-1, stable=True) != base.argsort(dim=-1, stable=True)).any(-1)
+    print(
+        f"{model_name} on {len(batch.options)} test dialogs of {workspace}: prefix tree "
+        f"{n_options / t_ours:10,.0f} options/s | teacher-forced sequences "
+        f"{n_options / t_base:10,.0f} options/s | ratio {t_base / t_ours:6.2f}x (max |diff| "
+        f"{float((ours - base).abs().max()):.1e}, option order differs in "
+        f"{int(reordered.sum())}/{reordered.numel()} rounds)"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=4, help="dialogs scored (x 10 rounds x 100)")
@@ -125,9 +152,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--embed", type=int, default=300, help="word embedding size (paper: 300)")
     ap.add_argument("--hidden", type=int, default=512, help="LSTM size (paper: 512)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workspace", type=Path, help="time G on this workspace's test options")
+    ap.add_argument("--model", default="hciae-g-mle", help="with --workspace: the G variant")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.workspace:
+        print(f"{torch.get_num_threads()} threads, load avg {os.getloadavg()[0]:.1f}")
+        for _ in range(3):
+            workspace_g(args.workspace, args.model, args.batch)
+        return
     device = torch.device(args.device)
     torch.manual_seed(args.seed)
     batch = synthetic_batch(args.batch, args.vocab, args.popular, args.seed).to(device)

@@ -78,9 +78,9 @@ def test_evaluate_benchmark_prints_ratios_and_agrees(capsys):
          "--threads", "1"]
     )  # fmt: skip
     out = capsys.readouterr().out
-    lines = [line for line in out.splitlines() if "ratio ours/loop" in line]
-    assert len(lines) == 3, out
-    for line in lines:  # batched and looped results agree
+    lines = [line for line in out.splitlines() if "max |diff|" in line]
+    assert len(lines) == 4 and "G scoring: prefix tree" in lines[0], out
+    for line in lines:  # the prefix tree, teacher forcing and the loops agree
         diff = float(line.rsplit("max |diff| ", 1)[1].rstrip(")"))
         assert diff < 1e-3, line
 
