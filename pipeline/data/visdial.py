@@ -82,7 +82,8 @@ def _load_dialog_json(path: Path) -> tuple[object, np.ndarray | None]:
     ints slowly and with GBs of memory. Each list is cut out by a regex, replaced by its row number
     in an (M, 100) int32 table parsed by numpy in one call, and the rest goes through ``json``.
     When any list is not exactly 100 non-negative ints, the file is parsed the ordinary way so
-    that the error message can name the exact place. Returns (document, table or None).
+    that the error message can name the exact place; so is a file whose cut copy is not valid
+    JSON (the copy's line and column are not the file's). Returns (document, table or None).
     """
     raw = _read_bytes(path)
     lists: list[bytes] = []
@@ -97,7 +98,12 @@ def _load_dialog_json(path: Path) -> tuple[object, np.ndarray | None]:
         table = np.fromstring(b",".join(lists) or b"0", dtype=np.int64, sep=",")
     if lists and table.size == OPTIONS * len(lists) and table.min() >= 0:
         del raw
-        return _parse_json(rest, path), table.astype(np.int32).reshape(len(lists), OPTIONS)
+        try:
+            doc = json.loads(rest)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            del rest  # the error's place is the file's own: parse the file itself (slow path)
+            return _parse_json(_read_bytes(path), path), None
+        return doc, table.astype(np.int32).reshape(len(lists), OPTIONS)
     return _parse_json(raw, path), None
 
 

@@ -57,6 +57,24 @@ def test_bad_files_name_the_file_and_problem(write_visdial, text, message):
     assert "\n" not in str(err.value)
 
 
+def test_malformed_json_names_the_files_own_line_and_column(write_visdial):
+    """The fast path parses a copy with the options lists cut out: an error after them must
+    still be placed in the file itself (it was "line 1 column 31391" for char 100000)."""
+    dialogs = json.dumps(DOC["data"]["dialogs"] * 40)  # 100-int options lists: the fast path
+    text = (
+        '{"version": "0.9", "split": "train",\n'
+        f'"data": {{"questions": {json.dumps(DOC["data"]["questions"])},\n'
+        f'"answers": {json.dumps(DOC["data"]["answers"])}, "dialogs": {dialogs},, "x": 1}}}}\n'
+    )
+    with pytest.raises(json.JSONDecodeError) as want:
+        json.loads(text)
+    assert want.value.lineno == 3 and want.value.colno > 10_000  # far into line 3
+    with pytest.raises(InputError) as err:
+        read_visdial(write_visdial("bad.json", text))
+    where = f"malformed JSON at line 3 column {want.value.colno}: "
+    assert where in str(err.value) and "\n" not in str(err.value), err.value
+
+
 def test_option_index_out_of_range_names_the_place(write_visdial):
     doc = json.loads(json.dumps(DOC))
     doc["data"]["dialogs"][0]["dialog"][1]["answer_options"][7] = 999
