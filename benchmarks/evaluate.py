@@ -42,7 +42,7 @@ from pipeline.data.batch import DialogBatch
 from pipeline.evaluation.metrics import RECALL_AT, RetrievalMetrics
 from pipeline.models.discriminator import DiscriminativeModel
 from pipeline.models.generator import GenerativeModel
-from pipeline.models.variants import Variant
+from pipeline.models.variant import Variant
 from pipeline.runtime import autocast  # noqa: E402
 
 

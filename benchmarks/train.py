@@ -44,7 +44,7 @@ from pipeline.data.vocab import END_ID, START_ID
 from pipeline.models.discriminator import DiscriminativeModel
 from pipeline.models.encoders.common import history_facts
 from pipeline.models.generator import GenerativeModel
-from pipeline.models.variants import Variant
+from pipeline.models.variant import Variant
 from pipeline.runtime import autocast  # noqa: E402
 from pipeline.training.transfer import KnowledgeTransfer
 

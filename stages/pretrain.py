@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from pipeline.errors import InputError
-from pipeline.models.variants import Variant
+from pipeline.models.variant import Variant
 from pipeline.training.loop import RunFiles
 from pipeline.training.pretrain import pretrain
 from stages.common import opt, user_errors

@@ -37,12 +37,12 @@ def _type_checking(node: ast.AST) -> bool:
     )
 
 
-def _nodes(tree: ast.AST):
+def _nodes(tree: ast.AST, typing: bool = False):
     for node in ast.iter_child_nodes(tree):
-        if _type_checking(node):
+        if _type_checking(node) and not typing:
             continue
         yield node
-        yield from _nodes(node)
+        yield from _nodes(node, typing)
 
 
 def _parents(module: str) -> list[str]:
@@ -51,10 +51,11 @@ def _parents(module: str) -> list[str]:
 
 
 @cache
-def direct_imports(path: Path) -> frozenset[str]:
-    """Project modules ``path`` imports (lazy imports included, ``TYPE_CHECKING`` not)."""
+def direct_imports(path: Path, typing: bool = False) -> frozenset[str]:
+    """Project modules ``path`` imports (lazy imports included; ``TYPE_CHECKING`` ones with
+    ``typing``: they never run, but a cycle through them is still a module in the wrong room)."""
     found: set[str] = set()
-    for node in _nodes(ast.parse(path.read_text(), str(path))):
+    for node in _nodes(ast.parse(path.read_text(), str(path)), typing):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:

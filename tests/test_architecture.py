@@ -1,7 +1,7 @@
 """The layers of ``pipeline/`` and the honesty of ``dvc.yaml``'s code deps, read from the source.
 
-* No import cycle, lazy or not, and no import against the layer order of
-  ``docs/architecture.md``; ``pipeline`` never imports ``stages``.
+* No import cycle, lazy or not (nor through ``if TYPE_CHECKING:`` imports), and no import
+  against the layer order of ``docs/architecture.md``; ``pipeline`` never imports ``stages``.
 * Every stage's code deps are exactly its command's import closure: a file the command runs
   and ``dvc.yaml`` does not list would leave cached outputs stale when it changes (the worst
   kind of bug: nothing fails, the numbers are just old); a listed file it never runs reruns the
@@ -52,7 +52,7 @@ def test_imports_follow_the_layers():
     wrong = []
     for module, path in all_modules().items():
         here = package_of(module)
-        for target in direct_imports(path):
+        for target in direct_imports(path, typing=True):
             there = package_of(target)
             if there != here and LAYERS[there] >= LAYERS[here]:
                 wrong.append(f"{module} -> {target}")
@@ -60,7 +60,9 @@ def test_imports_follow_the_layers():
 
 
 def test_no_import_cycles():
-    graph = {m: {t for t in direct_imports(p) if t != m} for m, p in all_modules().items()}
+    graph = {
+        m: {t for t in direct_imports(p, typing=True) if t != m} for m, p in all_modules().items()
+    }
     # package __init__ files are run by their children's imports, not the other way round
     graph = {m: {t for t in ts if not m.startswith(t + ".")} for m, ts in graph.items()}
     seen, stack, cycles = set(), [], []

@@ -31,7 +31,7 @@ from pipeline.features.extract import check_features_config
 from pipeline.models.checkpoint import load_checkpoint, load_model
 from pipeline.models.decoder import Decoding, generate
 from pipeline.models.generator import GenerativeModel
-from pipeline.models.variants import Variant
+from pipeline.models.variant import Variant
 from pipeline.progress import progress_bar
 from pipeline.runtime import resolve_device
 

@@ -7,8 +7,6 @@ Trained by the N-pair loss (Eq. 4) or softmax cross-entropy over the ground trut
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import Tensor, nn
 
@@ -19,9 +17,7 @@ from pipeline.models.answer_encoder import AnswerEncoder
 from pipeline.models.encoders import build_encoder
 from pipeline.models.losses import negatives_from_options, npair_loss
 from pipeline.models.losses import options_cross_entropy as ce_loss
-
-if TYPE_CHECKING:
-    from pipeline.models.variants import Variant
+from pipeline.models.variant import Variant
 
 
 def unique_rows(rows: Tensor) -> tuple[Tensor, Tensor]:

@@ -9,7 +9,6 @@ log-likelihood (higher = better).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -19,9 +18,7 @@ from pipeline.data.batch import DialogBatch, flat_rounds
 from pipeline.data.vocab import PAD_ID
 from pipeline.models.decoder import AnswerDecoder
 from pipeline.models.encoders import build_encoder
-
-if TYPE_CHECKING:
-    from pipeline.models.variants import Variant
+from pipeline.models.variant import Variant
 
 
 @dataclass

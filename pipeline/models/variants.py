@@ -1,53 +1,18 @@
-"""Model variants by name (the paper's table rows), and building a model from its name.
+"""Building a model from its variant name (the paper's table rows), and its checkpoint meta.
 
-Variant names follow the paper's tables: ``<encoder>-g[-mle]`` is a generative model trained with
-MLE (``hciae-g-mle`` = HCIAE-G-MLE, ``lf-g`` = LF-G); ``<encoder>-d[-mle|-np][-att]`` is a
-discriminative one, trained with softmax cross-entropy over the options (``-mle`` or nothing, the
-"D-MLE" of the paper and the Das et al. baselines) or the N-pair loss (``-np``, Eq. 4), with the
-self-attentive answer encoder when ``-att`` ends the name. Encoders: ``pipeline.models.encoders``;
-G: ``pipeline.models.generator``; D: ``pipeline.models.discriminator``.
+The names and what they mean: ``pipeline.models.variant`` (``Variant``, imported here and by G
+and D). Encoders: ``pipeline.models.encoders``; G: ``pipeline.models.generator``; D:
+``pipeline.models.discriminator``.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 from pipeline.config import ModelConfig
-from pipeline.errors import InputError
 from pipeline.models.discriminator import DiscriminativeModel
-from pipeline.models.encoders import ENCODERS
 from pipeline.models.generator import GenerativeModel
-
-
-@dataclass(frozen=True)
-class Variant:
-    name: str
-    kind: str  # "g" | "d"
-    encoder: str
-    loss: str  # "mle" (G), "ce" | "np" (D)
-    attention: bool = False
-
-    @classmethod
-    def parse(cls, name: str) -> Variant:
-        parts = name.lower().split("-")
-        ok = len(parts) >= 2 and parts[0] in ENCODERS and parts[1] in ("g", "d")
-        rest = parts[2:] if ok else []
-        if ok and parts[1] == "g":
-            ok = rest in ([], ["mle"])
-            return cls(name, "g", parts[0], "mle") if ok else _bad_variant(name)
-        attention = bool(rest) and rest[-1] == "att"
-        rest = rest[:-1] if attention else rest
-        if not ok or rest not in ([], ["mle"], ["np"]):
-            _bad_variant(name)
-        return cls(name, "d", parts[0], "np" if rest == ["np"] else "ce", attention)
-
-
-def _bad_variant(name: str):
-    encoders = "|".join(ENCODERS)
-    raise InputError(
-        f"unknown model variant {name!r}: expected <encoder>-g[-mle] or "
-        f"<encoder>-d[-mle|-np][-att] with encoder in {encoders}"
-    )
+from pipeline.models.variant import Variant
 
 
 def build_model(

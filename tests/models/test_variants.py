@@ -7,7 +7,8 @@ from pipeline.data.loaders import load_data
 from pipeline.errors import InputError
 from pipeline.models.discriminator import DiscriminativeModel
 from pipeline.models.generator import GenerativeModel
-from pipeline.models.variants import Variant, build_model
+from pipeline.models.variant import Variant
+from pipeline.models.variants import build_model
 
 CFG = ModelConfig(embed_dim=16, hidden=24, dropout=0.0)
 
