@@ -12,6 +12,7 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from pipeline.errors import InputError
@@ -445,3 +446,116 @@ def from_mapping(
     for k, v in kwargs.items():
         _check_range(k, v, prefix + k, source)
     return dataclasses.replace(base, **kwargs)
+
+
+# --------------------------------------------------------------------------- paths
+# What ``check_params`` can know about the data before any stage runs: DVC deletes a stage's
+# outputs before its command starts, so a path that ``prepare`` or ``features`` would refuse
+# must fail in ``check_params`` instead, with every output still in place.
+
+DATA_FILES = ("train", "val", "test", "challenge", "dense", "meanings")  # inside data.dir
+
+
+def is_inside(path: str | Path, folder: str | Path) -> bool:
+    """Whether ``path`` lies inside ``folder`` (both resolved; a folder is not inside itself)."""
+    return Path(folder).resolve() in Path(path).resolve().parents
+
+
+def _generated_by(path: str, generated: dict[str, tuple[str, ...]]) -> str | None:
+    """The folder of ``generated`` that ``path`` is, or lies inside."""
+    for folder in generated:
+        if Path(path).resolve() == Path(folder).resolve() or is_inside(path, folder):
+            return folder
+    return None
+
+
+def _check_exists(
+    key: str, path: str, folder: bool, generated: dict[str, tuple[str, ...]], source: str
+) -> None:
+    writer = _generated_by(path, generated)
+    if writer is not None:  # written by an earlier stage: may not exist yet (a fresh clone)
+        rel = Path(path).resolve().relative_to(Path(writer).resolve()).as_posix()
+        if rel not in generated[writer]:
+            raise InputError(
+                f"{source}: data.{key}: {path} is inside {writer}, which the demo_data stage "
+                f"writes and replaces as a whole (demo.dirs), and it writes no {rel} (only "
+                f"{', '.join(generated[writer])}): keep your own files in a data.dir of their own"
+            )
+        return
+    where, kind = Path(path), "folder" if folder else "file"
+    if not where.exists():
+        raise InputError(f"{source}: data.{key}: {path}: {kind} not found")
+    if where.is_dir() != folder:
+        raise InputError(f"{source}: data.{key}: {path}: not a {kind}")
+
+
+def check_data_paths(
+    data: DataConfig,
+    generated: dict[str, tuple[str, ...]] | None = None,
+    source: str = "params.yaml",
+) -> None:
+    """Raise ``InputError`` for a ``data.*`` path that ``prepare`` or ``features`` would refuse.
+
+    Every file of ``DATA_FILES`` that is given must lie inside ``data.dir`` (the ``prepare``
+    stage's DVC dep) and exist; ``train``, ``test`` and ``images`` must be given, and ``images``
+    must be a folder. ``generated`` maps each folder an earlier stage writes (``demo.dirs``) to
+    the names written there: a path inside one need not exist yet (on a fresh clone the
+    ``demo_data`` stage runs after ``check_params``) but must be one of those names.
+    """
+    generated = generated or {}
+    needed = {"dir": "the folder of the data files", "train": "the file G and D are fitted on",
+              "test": "the reported split", "images": "the image folder"}  # fmt: skip
+    for key, what in needed.items():
+        if not getattr(data, key):
+            raise InputError(f"{source}: data.{key} is empty: it must name {what}")
+    if _generated_by(data.dir, generated) is None and not any(
+        is_inside(folder, data.dir) for folder in generated
+    ):
+        _check_exists("dir", data.dir, True, {}, source)
+    for key in DATA_FILES:
+        path = getattr(data, key)
+        if not path:
+            continue
+        if not is_inside(path, data.dir):
+            raise InputError(
+                f"{source}: data.{key}: {path} is not inside data.dir ({data.dir}), the folder "
+                "dvc.yaml tracks for prepare: move it there or set data.dir"
+            )
+        _check_exists(key, path, False, generated, source)
+    _check_exists("images", data.images, True, generated, source)
+
+
+def check_pattern(key: str, pattern: object) -> None:
+    """Raise ``InputError`` unless ``pattern`` is a printf pattern with one integer field."""
+    try:
+        ok = isinstance(pattern, str) and pattern % 1 != pattern % 2
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise InputError(
+            f"{key}: {pattern!r}: expected a printf pattern with one integer field, e.g. "
+            "train2014/COCO_train2014_%012d.jpg"
+        )
+
+
+def check_features_config(cfg: FeaturesConfig) -> None:
+    """Reject impossible ``features.*`` settings with the key that is wrong.
+
+    ``dtype``, ``precision`` and ``on_error`` are ``Literal`` types, checked when
+    ``params.yaml`` is read; this checks what a type cannot say.
+    """
+    if cfg.image_size < 32 or cfg.image_size % 32:
+        raise InputError(f"features.image_size: {cfg.image_size}: must be a multiple of 32")
+    if cfg.batch_size < 1 or cfg.num_workers < 0:
+        raise InputError("features.batch_size must be >= 1 and features.num_workers >= 0")
+    for split, pattern in cfg.patterns.items():
+        check_pattern(f"features.patterns.{split}", pattern)
+
+
+def check_pattern_splits(features: FeaturesConfig, data: DataConfig) -> None:
+    """A ``features.patterns`` entry for each split ``prepare`` writes (train, val, test;
+    challenge when ``data.challenge`` is given)."""
+    splits = ["train", "val", "test"] + (["challenge"] if data.challenge else [])
+    missing = [s for s in splits if s not in features.patterns]
+    if missing:
+        raise InputError(f"features.patterns: no file-name pattern for split '{missing[0]}'")

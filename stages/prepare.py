@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.progress import track
 
+from pipeline.config import is_inside
 from pipeline.data.meanings import write_meanings
 from pipeline.data.prepare import hold_out, prepare
 from pipeline.data.visdial import read_dense, read_visdial
@@ -59,11 +60,20 @@ def main(
     dense_path = data.dense if dense is None else dense
     meanings_path = data.meanings if meanings is None else meanings
     n_val = cfg.val_from_train if val_from_train is None else val_from_train
+    given = {"train": train, "val": val, "test": test, "challenge": challenge, "dense": dense,
+             "meanings": meanings}  # fmt: skip
     for role, path in [*paths.items(), ("dense", dense_path), ("meanings", meanings_path)]:
-        if path and inside and inside.resolve() not in Path(path).resolve().parents:
+        if path and inside and not is_inside(path, inside):
             raise InputError(
                 f"data.{role}: {path} is not inside data.dir ({inside}), the folder dvc.yaml"
                 " tracks for prepare: move it there or set data.dir"
+            )
+        if path and given[role] is None and not Path(path).exists():  # params.yaml's file
+            how = f"give --{role} F" if role in ("train", "test") else f"give --{role} F or ''"
+            need = f"a {role} file is needed; " if role in ("train", "test") else ""
+            raise InputError(
+                f"no --{role} given, and params.yaml's data.{role} ({path}) does not exist: "
+                f"{need}{how}, or set data.{role} in params.yaml"
             )
     for role in ("train", "test"):
         if not paths[role]:

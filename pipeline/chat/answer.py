@@ -21,13 +21,12 @@ import torch
 from torch import Tensor, nn
 
 from pipeline.chat.dialog import LiveDialog, encode_text, file_arrays, file_batch
-from pipeline.config import ChatConfig, FeaturesConfig, MaxLen, ModelConfig
+from pipeline.config import ChatConfig, FeaturesConfig, MaxLen, ModelConfig, check_features_config
 from pipeline.data.batch import DialogBatch
 from pipeline.data.visdial import VisDialFile
 from pipeline.data.vocab import Vocabulary
 from pipeline.errors import InputError
 from pipeline.features.backbone import extract_one, load_backbone
-from pipeline.features.extract import check_features_config
 from pipeline.models.checkpoint import load_checkpoint, load_model
 from pipeline.models.decoder import Decoding, generate
 from pipeline.models.generator import GenerativeModel

@@ -32,7 +32,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from pipeline.atomic import atomic_path, write_json
-from pipeline.config import ROLES, FeaturesConfig
+from pipeline.config import ROLES, FeaturesConfig, check_features_config
 from pipeline.errors import InputError
 from pipeline.features.backbone import BACKBONE, CHANNELS, Backbone, load_backbone
 from pipeline.features.images import IMAGENET_MEAN, IMAGENET_STD, load_uint8, normalize
@@ -43,28 +43,6 @@ TODO, DONE, BAD = 0, 1, 2  # per-image status bytes in the partial files
 
 
 # --------------------------------------------------------------------------- inputs
-
-
-def check_features_config(cfg: FeaturesConfig) -> None:
-    """Reject impossible settings with the ``features.<key>`` that is wrong.
-
-    ``dtype``, ``precision`` and ``on_error`` are ``Literal`` types in ``pipeline.config``,
-    checked when ``params.yaml`` is read; this checks what a type cannot say.
-    """
-    if cfg.image_size < 32 or cfg.image_size % 32:
-        raise InputError(f"features.image_size: {cfg.image_size}: must be a multiple of 32")
-    if cfg.batch_size < 1 or cfg.num_workers < 0:
-        raise InputError("features.batch_size must be >= 1 and features.num_workers >= 0")
-    for split, pattern in cfg.patterns.items():
-        try:
-            ok = isinstance(pattern, str) and pattern % 1 != pattern % 2
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            raise InputError(
-                f"features.patterns.{split}: {pattern!r}: expected a printf pattern with one"
-                " integer field, e.g. train2014/COCO_train2014_%012d.jpg"
-            )
 
 
 def read_image_ids(dialogs_h5: str | os.PathLike) -> dict[str, np.ndarray]:

@@ -26,12 +26,11 @@ from torch import Tensor, nn
 
 from pipeline.chat.answer import detokenize, image_regions, load_generator, model_path
 from pipeline.chat.dialog import LiveDialog, encode_text
-from pipeline.config import FeaturesConfig, MaxLen, ModelConfig, ServeConfig
+from pipeline.config import FeaturesConfig, MaxLen, ModelConfig, ServeConfig, check_features_config
 from pipeline.data.visdial import ROUNDS
 from pipeline.data.vocab import Vocabulary
 from pipeline.errors import InputError
 from pipeline.features.backbone import load_backbone
-from pipeline.features.extract import check_features_config
 from pipeline.models.checkpoint import load_model
 from pipeline.models.decoder import Decoding, generate
 from pipeline.models.discriminator import DiscriminativeModel

@@ -68,6 +68,19 @@ def test_bad_roles_one_line_exit_1_and_no_output(tmp_path, files, args, message)
     assert not (tmp_path / "out").exists()
 
 
+def test_without_test_it_says_a_test_file_is_needed_and_how_to_give_it(tmp_path, files):
+    """No --test: the params default (data/demo/visdial_0.9_val.json) does not exist here."""
+    train, test = files
+    result = _prepare("--train", str(train), "--val", str(test))
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert (
+        "no --test given, and params.yaml's data.test (data/demo/visdial_0.9_val.json) does not "
+        "exist: a test file is needed; give --test F, or set data.test in params.yaml"
+    ) in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_overlap_is_allowed_on_request(tmp_path, files):
     train, test = files
     result = _prepare("--train", str(train), "--test", str(train), "--val", str(test),
