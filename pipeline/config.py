@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pipeline.errors import InputError
 
+ImageNorm = Literal["l2", "zscore", "none"]  # model.image_norm
 Precision = Literal["auto", "fp32", "bf16"]  # every stage's precision (pipeline.runtime.autocast)
 PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
 ROLES = ("train", "val", "test", "challenge")  # the roles of the data, the groups of dialogs.h5
@@ -59,6 +60,7 @@ class DemoConfig:
     seed: int = 0
     train_dialogs: int = 480
     val_dialogs: int = 120
+    dialogs_per_image: int = 1  # train only: dialogs written about each train image
     image_size: int = 224
     image_pattern: str = "demo_%012d.png"
 
@@ -95,7 +97,7 @@ class FeaturesConfig:
     """
 
     image_size: int = 224
-    weights: str = "random"  # imagenet | random | path to a state-dict file
+    weights: str = "random"  # imagenet | dirac | random | path to a state-dict file
     seed: int = 0  # for weights: random
     dtype: Literal["float16", "float32"] = "float16"  # stored dtype
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -113,6 +115,10 @@ class ModelConfig:
     embed_dim: int = 300
     hidden: int = 512
     dropout: float = 0.5
+    # What the region embedding sees of each image region's 512-d pool5 vector: l2 = scaled to
+    # unit L2 norm (the VisDial anchors' img_norm); zscore = each channel standardised with the
+    # train split's mean and std (kept in the checkpoint); none = as stored (docs/features.md).
+    image_norm: ImageNorm = "l2"
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ def main(
     out: Annotated[Path, opt("Output directory (one <split>.h5 each).")],
     resume: Annotated[Path, opt("Work in progress of an interrupted run (not an output).")],
     images: Annotated[Path | None, opt("Image directory [default: data.images].")] = None,
-    weights: Annotated[str | None, opt("imagenet | random | PATH to a state dict.")] = None,
+    weights: Annotated[str | None, opt("imagenet | dirac | random | PATH to a state dict.")] = None,
     pattern: Annotated[list[str] | None, opt("SPLIT=PATTERN, e.g. train=a/A_%012d.jpg.")] = None,
     device: Annotated[str | None, opt("auto | cpu | cuda | cuda:N.")] = None,
     batch_size: Annotated[int | None, opt("Images per forward pass.")] = None,

@@ -74,6 +74,24 @@ class FeatureReader:
         wanted, inverse = np.unique(rows, return_inverse=True)  # h5py wants increasing rows
         return data[wanted][inverse.reshape(-1)]  # (n, 512, s, s)
 
+    def channel_stats(self, rows, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """Per-channel mean and standard deviation (512,) over every region of ``rows``.
+
+        Each distinct row counts once; read ``chunk`` rows at a time (float64 sums), so it never
+        holds more than a chunk of a large file.
+        """
+        rows = np.unique(np.asarray(rows, np.int64))
+        total = np.zeros(self.shape[0]), np.zeros(self.shape[0])
+        for start in range(0, len(rows), chunk):
+            x = self[rows[start : start + chunk]].astype(np.float64)  # (n, C, s, s)
+            x = x.transpose(1, 0, 2, 3).reshape(self.shape[0], -1)  # (C, n*s*s)
+            total[0][:] += x.sum(1)
+            total[1][:] += (x * x).sum(1)
+        count = max(len(rows) * int(np.prod(self.shape[1:])), 1)
+        mean = total[0] / count
+        std = np.sqrt(np.maximum(total[1] / count - mean * mean, 0.0))
+        return mean.astype(np.float32), std.astype(np.float32)
+
     def close(self) -> None:
         if self._file is not None:
             self._file.close()

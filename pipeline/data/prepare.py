@@ -126,6 +126,9 @@ def write_dialogs_h5(
 def hold_out(file: VisDialFile, n: int, seed: int) -> tuple[VisDialFile, VisDialFile]:
     """Split ``n`` dialogs off ``file``: (the rest, the ``n`` held out), each in file order.
 
+    Several dialogs of one image are held out together, so the held-out count can exceed ``n``
+    by the dialogs of the last image drawn.
+
     The paper's protocol (§5): "We split the 83k into 82k for train, 1k for val". The draw is a
     seeded permutation (numpy PCG64), so the same file, ``n`` and ``seed`` give the same split.
     """
@@ -134,8 +137,21 @@ def hold_out(file: VisDialFile, n: int, seed: int) -> tuple[VisDialFile, VisDial
             f"prepare.val_from_train = {n}: must be between 1 and {len(file) - 1} (the train file"
             f" {file.path} has {len(file)} dialogs)"
         )
-    held = np.zeros(len(file), bool)
-    held[np.random.default_rng(seed).permutation(len(file))[:n]] = True
+    # Whole images are held out (a dialog's image is never in both roles): images are drawn in
+    # a seeded order until n dialogs are held. With one dialog per image (VisDial) this is the
+    # first n of a permutation of the dialogs.
+    _, first, image_of = np.unique(file.image_id, return_index=True, return_inverse=True)
+    rank = np.argsort(np.argsort(first))  # unique image -> its order of first appearance
+    image_of = rank[image_of.reshape(-1)]  # (N,) image index in file order
+    order = np.random.default_rng(seed).permutation(len(first))  # images in draw order
+    per_image = np.bincount(image_of, minlength=len(first))
+    taken = order[: int(np.searchsorted(np.cumsum(per_image[order]), n)) + 1]
+    held = np.isin(image_of, taken)
+    if held.all():
+        raise InputError(
+            f"prepare.val_from_train = {n}: holding out whole images leaves no train dialog in "
+            f"{file.path}"
+        )
     return (
         file.subset(np.flatnonzero(~held), file.path),
         file.subset(np.flatnonzero(held), f"{file.path} ({n} dialogs held out, seed {seed})"),

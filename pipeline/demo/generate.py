@@ -51,7 +51,7 @@ class DemoDialog:
 
 def check_demo_config(cfg: DemoConfig, source: str = "params.yaml") -> None:
     """Raise ``InputError`` naming the ``demo.*`` key of a setting the generator cannot use."""
-    for key in ("train_dialogs", "val_dialogs"):
+    for key in ("train_dialogs", "val_dialogs", "dialogs_per_image"):
         n = getattr(cfg, key)
         if not 1 <= n < VAL_ID_OFFSET:
             raise InputError(
@@ -76,25 +76,34 @@ def check_demo_config(cfg: DemoConfig, source: str = "params.yaml") -> None:
 
 
 def build_split(cfg: DemoConfig, split: str) -> list[DemoDialog]:
-    """The dialogs of one split (text and scenes, no pixels); deterministic in ``cfg.seed``."""
+    """The dialogs of one split (text and scenes, no pixels); deterministic in ``cfg.seed``.
+
+    Scenes and dialogs draw from two streams, so the images do not depend on the dialog design.
+    Train writes ``cfg.dialogs_per_image`` dialogs (consecutive) about each image: features cost
+    per image, training per dialog. The val split (the pipeline's test role) keeps one dialog per
+    image, so "another dialog's image" is always another image.
+    """
+    scene_rng = random.Random(f"visdial-demo/{cfg.seed}/{split}/scenes")
     rng = random.Random(f"visdial-demo/{cfg.seed}/{split}")
     count = cfg.train_dialogs if split == "train" else cfg.val_dialogs
+    per_image = cfg.dialogs_per_image if split == "train" else 1
     first_id = 1 if split == "train" else VAL_ID_OFFSET + 1
-    dialogs = []
-    for k in range(count):
-        scene = sample_scene(rng, first_id + k)
-        writer = DialogWriter(scene, rng)
-        caption = writer.caption()
-        rounds = []
-        for turn, answer in writer.rounds():
-            options, gt_index = answer_options(answer, rng)
-            rounds.append(
-                Round(
-                    turn.question, answer, options, gt_index, turn.kind, turn.subject,
-                    turn.meaning,
-                )
-            )  # fmt: skip
-        dialogs.append(DemoDialog(scene, caption, rounds))
+    dialogs: list[DemoDialog] = []
+    for k in range(-(-count // per_image)):
+        scene = sample_scene(scene_rng, first_id + k)
+        for _ in range(min(per_image, count - len(dialogs))):
+            writer = DialogWriter(scene, rng)
+            caption = writer.caption()
+            rounds = []
+            for turn, answer in writer.rounds():
+                options, gt_index = answer_options(answer, rng)
+                rounds.append(
+                    Round(
+                        turn.question, answer, options, gt_index, turn.kind, turn.subject,
+                        turn.meaning,
+                    )
+                )  # fmt: skip
+            dialogs.append(DemoDialog(scene, caption, rounds))
     return dialogs
 
 
@@ -134,8 +143,15 @@ def meanings_doc(splits: dict[str, list[DemoDialog]]) -> dict:
     as JSON lists: ``["colour", "red"]``, ``["yn", true]``, ``["position", [0, 2]]``,
     ``["generic"]``). ``rounds``: ``{split: {image_id: [[kind, truth], ...]}}`` per dialog in
     round order, ``truth`` = the question's meaning in the image (the human answer may still be
-    generic). ``pipeline.evaluation.meaning`` grades generated answers with it.
+    generic). ``pipeline.evaluation.meaning`` grades generated answers with it. A split with
+    several dialogs per image (train with ``demo.dialogs_per_image`` > 1) is left out: a round is
+    named by (image id, round), and only the test role is graded.
     """
+    splits = {
+        split: dialogs
+        for split, dialogs in splits.items()
+        if len({d.scene.image_id for d in dialogs}) == len(dialogs)
+    }
     return {
         "version": 1,
         "answers": {text: list(_jsonable(m)) for text, m in ANSWER_MEANING.items()},
@@ -194,7 +210,7 @@ def generate_demo(
             }
         (tmp / MEANINGS_NAME).write_text(json.dumps(meanings_doc(splits)) + "\n")
         (tmp / IMAGE_DIR).mkdir()
-        scenes = [d.scene for dialogs in splits.values() for d in dialogs]
+        scenes = list({d.scene.image_id: d.scene for ds in splits.values() for d in ds}.values())
         for scene in progress(scenes):
             image = draw_scene(scene, cfg.image_size)
             image.save(tmp / IMAGE_DIR / (cfg.image_pattern % scene.image_id))

@@ -1,9 +1,11 @@
 """Scenes of the demo dataset: a few flat 2-D shapes on a plain background, and their drawing.
 
-A scene is 3 to 5 objects, each in its own cell of a 3x3 grid (so positions have names: "top
-left", "middle", ...), each a distinct (colour, shape) pair, "big" (30% of the image side) or
-"small" (19%). At 224 px that is 67 or 43 px: one to two cells of a 7x7 pool5 map, and the
-colours are far apart in RGB, so even features of a randomly initialised VGG carry them.
+A scene is 2 or 3 objects, each in its own quarter of the image (a 2x2 grid, so positions have
+names: "top left", ..., "bottom right"), each of its own colour (so "the red one" names one
+object; shapes may repeat), "big" (40% of the image side) or "small" (28%). At 224 px that is
+90 or 63 px: two to three cells of a 7x7 pool5 map each way, so an object fills 8-16% of the
+map, and the colours are far apart in RGB, so even features of a randomly initialised VGG carry
+them.
 """
 
 from __future__ import annotations
@@ -28,10 +30,10 @@ BACKGROUNDS: dict[str, tuple[int, int, int]] = {
 }
 SHAPES = ("circle", "square", "triangle", "diamond")
 SIZES = ("big", "small")
-SIDE = {"big": 0.30, "small": 0.19}  # object side as a fraction of the image side
-GRID = 3  # cells per row and column; cell = (row, col), row 0 = top, col 0 = left
+SIDE = {"big": 0.40, "small": 0.28}  # object side as a fraction of the image side
+GRID = 2  # cells per row and column; cell = (row, col), row 0 = top, col 0 = left
 COLOUR_JITTER = 12  # +- per RGB channel, so a colour is a cluster, not one value
-MIN_OBJECTS, MAX_OBJECTS = 3, 5
+MIN_OBJECTS, MAX_OBJECTS = 2, 3
 
 
 @dataclass(frozen=True)
@@ -54,10 +56,10 @@ class Scene:
 
 
 def sample_scene(rng: random.Random, image_id: int) -> Scene:
-    """Draw a random scene: distinct cells, distinct (colour, shape) pairs, jittered centres."""
+    """Draw a random scene: distinct cells, distinct colours, any shapes, jittered centres."""
     n = rng.randint(MIN_OBJECTS, MAX_OBJECTS)
     cells = rng.sample(range(GRID * GRID), n)
-    kinds = rng.sample([(c, s) for c in COLOURS for s in SHAPES], n)
+    kinds = [(c, rng.choice(SHAPES)) for c in rng.sample(sorted(COLOURS), n)]
     cell_side = 1.0 / GRID
     objects = []
     for cell, (colour, shape) in zip(cells, kinds, strict=True):

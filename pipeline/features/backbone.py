@@ -52,6 +52,39 @@ def vgg19_features() -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+DIRAC_NOISE = 0.3  # the random part of each dirac conv, relative to kaiming's scale
+
+
+def init_dirac(module: nn.Module, gen: torch.Generator, noise: float = DIRAC_NOISE) -> None:
+    """Seeded identity-plus-noise weights: pool5 keeps each block's colours and the layout.
+
+    A randomly initialised deep ReLU network maps every input to nearly the same output (the
+    demo's pool5 regions at one cell of two images: cosine 0.9), so its features hold little of
+    the image. Here conv1_1 copies +RGB and -RGB to channels 0-5 (ReLU then keeps both halves),
+    every later conv passes channel i on to channel i (``nn.init.dirac_``), and each weight gets
+    kaiming noise scaled by ``noise``: the other channels are random nonlinear functions of the
+    local colours at every depth. The demo's stand-in for ImageNet weights, which cannot be had
+    offline; not a model of them.
+    """
+    first = True
+    for m in module.modules():
+        if not isinstance(m, nn.Conv2d):
+            continue
+        nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu", generator=gen)
+        with torch.no_grad():
+            m.weight.mul_(noise)
+            centre = m.kernel_size[0] // 2
+            if first:  # (64, 3, 3, 3): +x to channels 0-2, -x to 3-5
+                for c in range(m.in_channels):
+                    m.weight[c, c, centre, centre] += 1.0
+                    m.weight[m.in_channels + c, c, centre, centre] -= 1.0
+            else:
+                for c in range(min(m.in_channels, m.out_channels)):
+                    m.weight[c, c, centre, centre] += 1.0
+        nn.init.zeros_(m.bias)
+        first = False
+
+
 def imagenet_weights_path() -> Path:
     """Where torchvision looks for the ImageNet VGG-19 file (``$TORCH_HOME/hub/checkpoints``)."""
     return Path(torch.hub.get_dir()) / "checkpoints" / IMAGENET_URL.rsplit("/", 1)[1]
@@ -87,6 +120,9 @@ def load_backbone(weights: str, seed: int = 0) -> Backbone:
                 )
                 nn.init.zeros_(m.bias)
         return Backbone(module.eval().requires_grad_(False), "random", "")
+    if weights == "dirac":
+        init_dirac(module, torch.Generator().manual_seed(seed))
+        return Backbone(module.eval().requires_grad_(False), "dirac", "")
     if weights == "imagenet":
         path = imagenet_weights_path()
         if not path.exists():
@@ -102,7 +138,9 @@ def load_backbone(weights: str, seed: int = 0) -> Backbone:
     else:
         path = Path(weights)
         if not path.is_file():
-            raise InputError(f"features.weights: {weights}: no such file (or imagenet | random)")
+            raise InputError(
+                f"features.weights: {weights}: no such file (or imagenet | dirac | random)"
+            )
         what = "features.weights:"
     state = _load_state_dict(path, what)
     try:

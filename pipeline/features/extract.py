@@ -258,7 +258,7 @@ def _attrs(backbone: Backbone, cfg: FeaturesConfig, device: torch.device) -> dic
         "backbone": BACKBONE,
         "weights": backbone.weights,
         "weights_sha256": backbone.sha256,
-        "seed": cfg.seed if backbone.weights == "random" else -1,
+        "seed": cfg.seed if backbone.weights in ("random", "dirac") else -1,
         "image_size": cfg.image_size,
         "resize": "PIL bilinear to image_size x image_size, no crop",
         "normalization_mean": IMAGENET_MEAN,

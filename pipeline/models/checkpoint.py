@@ -48,7 +48,10 @@ def load_model(path: str | Path, meta: dict | None = None, **kwargs):
     """
     state = load_checkpoint(path, meta)
     m = state["meta"]
-    cfg = ModelConfig(embed_dim=m["embed_dim"], hidden=m["hidden"], dropout=m["dropout"])
+    cfg = ModelConfig(
+        embed_dim=m["embed_dim"], hidden=m["hidden"], dropout=m["dropout"],
+        image_norm=m.get("image_norm", "none"),
+    )  # fmt: skip
     model = build_model(m.get("arch", m["variant"]), m["vocab_size"], cfg, **kwargs)
     model.load_state_dict(state["model"])
     return model.eval()

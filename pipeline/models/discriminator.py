@@ -52,7 +52,7 @@ class DiscriminativeModel(nn.Module):
         self.embedding = nn.Embedding(vocab_size, cfg.embed_dim, padding_idx=PAD_ID)
         self.encoder = build_encoder(
             variant.encoder, self.embedding, hidden=cfg.hidden, out_dim=cfg.hidden,
-            dropout=cfg.dropout,
+            dropout=cfg.dropout, image_norm=cfg.image_norm,
         )  # fmt: skip
         self.answer_encoder = AnswerEncoder(
             self.embedding, cfg.hidden, cfg.hidden, attention=variant.attention,

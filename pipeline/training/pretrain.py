@@ -33,6 +33,9 @@ def pretrain(
     seed_everything(cfg.seed)  # the initial weights
     d_only = {"negatives": cfg.negatives, "l2": cfg.l2} if isinstance(cfg, TrainDConfig) else {}
     model = build_model(variant, len(vocab), model_cfg, **d_only)
+    if model_cfg.image_norm == "zscore":  # the train split's channel statistics (a resume
+        # restores the same values with the weights)
+        model.encoder.image_embed.set_stats(*train.features.channel_stats(train.feature_rows))
     train_batches, val_batches = epoch_loaders(train, val, cfg, dist, device)
 
     def validate(model) -> dict:

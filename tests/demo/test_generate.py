@@ -16,7 +16,7 @@ from pipeline.data.tokenize import tokenize
 from pipeline.data.visdial import read_visdial
 from pipeline.demo.dialogs import ANSWER_MEANING, GENERIC, answer_options, cell_names
 from pipeline.demo.generate import build_split, check_demo_config, generate_demo
-from pipeline.demo.scenes import COLOURS, SHAPES, nearest_colour
+from pipeline.demo.scenes import COLOURS, GRID, SHAPES, nearest_colour
 from pipeline.errors import InputError
 from stages.cli import app
 
@@ -79,7 +79,7 @@ def test_answer_options_hard_negatives_and_generic():
     options, gt_index = answer_options("it's red", random.Random(0))
     assert options[gt_index] == "it's red"
     kinds = collections.Counter(ANSWER_MEANING[o][0] for o in options)
-    assert kinds["colour"] >= 25  # all 25 paraphrases of the 5 other colours
+    assert kinds["colour"] == 16  # the truth and all 15 paraphrases of the 5 other colours
     assert 3 <= kinds["generic"] <= 6
     options, gt_index = answer_options("not sure", random.Random(0))
     assert [o for o in options if ANSWER_MEANING[o] == GENERIC] == ["not sure"]
@@ -132,14 +132,17 @@ def test_answers_are_grounded_in_the_pixels(demo_dir):
                     assert nearest_colour(image.getpixel((x, y))) == meaning[1]
                     checked["colour"] += 1
                 if meaning[0] == "position":
-                    assert (y * 3 // image.height, x * 3 // image.width) == meaning[1]
+                    assert (y * GRID // image.height, x * GRID // image.width) == meaning[1]
                     checked["position"] += 1
-            free = {(r, c) for r in range(3) for c in range(3)} - {
+            free = {(r, c) for r in range(GRID) for c in range(GRID)} - {
                 (o.row, o.col) for o in dialog.scene.objects
             }
             row, col = min(free)  # an empty cell shows the background at its centre
             pixel = image.getpixel(
-                ((2 * col + 1) * image.width // 6, (2 * row + 1) * image.height // 6)
+                (
+                    (2 * col + 1) * image.width // (2 * GRID),
+                    (2 * row + 1) * image.height // (2 * GRID),
+                )
             )
             assert nearest_colour(pixel) == dialog.scene.background
             checked["background"] += 1
@@ -151,14 +154,21 @@ def _expected(question: str, objs) -> tuple | None:
     words = tokenize(question)
     colours = [c for c in COLOURS if c in words]
     shapes = [s for s in SHAPES if s in words or s + "s" in words]
+    rows = [r for r, w in enumerate(("top", "bottom")) if w in words]
+    cols = [c for c, w in enumerate(("left", "right")) if w in words]
     matching = [
-        o for o in objs if all(o.colour == c for c in colours) and all(o.shape == s for s in shapes)
+        o
+        for o in objs
+        if all(o.colour == c for c in colours)
+        and all(o.shape == s for s in shapes)
+        and all(o.row == r for r in rows)
+        and all(o.col == c for c in cols)
     ]
     if words[:2] == ["how", "many"]:
         return ("count", len(matching))
     if "else" in words or "other" in words:
         return None
-    if words[:2] in (["is", "there"], ["do", "you"], ["are", "there"]):
+    if words[:2] in (["is", "there"], ["do", "you"], ["are", "there"], ["is", "something"]):
         return ("yn", bool(matching))
     return None
 
@@ -230,8 +240,8 @@ def test_every_word_is_frequent_enough_at_default_size():
 
 def test_position_names():
     assert cell_names(0, 0) == ("top left", "at the top left")
-    assert cell_names(1, 1) == ("middle", "in the middle")
-    assert cell_names(1, 2) == ("right", "on the right")
+    assert cell_names(0, 1) == ("top right", "at the top right")
+    assert cell_names(1, 1) == ("bottom right", "at the bottom right")
 
 
 @pytest.mark.parametrize(

@@ -33,6 +33,7 @@ def build_encoder(
     img_dim: int = 512,
     out_dim: int = 512,
     dropout: float = 0.5,
+    image_norm: str = "none",
 ) -> DialogEncoder:
     """The encoder registered under ``name``; an unknown name is a user error (a params value)."""
     try:
@@ -40,7 +41,10 @@ def build_encoder(
     except KeyError:
         choices = ", ".join(ENCODERS)
         raise InputError(f"unknown encoder {name!r} (choose one of {choices})") from None
-    return cls(embedding, hidden=hidden, img_dim=img_dim, out_dim=out_dim, dropout=dropout)
+    return cls(
+        embedding, hidden=hidden, img_dim=img_dim, out_dim=out_dim, dropout=dropout,
+        image_norm=image_norm,
+    )  # fmt: skip
 
 
 __all__ = [

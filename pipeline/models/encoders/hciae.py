@@ -25,8 +25,9 @@ class HCIAE(DialogEncoder):
         img_dim: int = 512,
         out_dim: int = 512,
         dropout: float = 0.5,
+        image_norm: str = "none",
     ):
-        super().__init__(embedding, hidden, img_dim, out_dim, dropout)
+        super().__init__(embedding, hidden, img_dim, out_dim, dropout, image_norm)
         self.history_attention = AdditiveAttention(hidden, hidden, hidden, dropout)
         self.image_attention = AdditiveAttention(hidden, 2 * hidden, hidden, dropout)
         self.W_e = nn.Linear(3 * hidden, out_dim)

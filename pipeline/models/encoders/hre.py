@@ -26,8 +26,9 @@ class HRE(DialogEncoder):
         img_dim: int = 512,
         out_dim: int = 512,
         dropout: float = 0.5,
+        image_norm: str = "none",
     ):
-        super().__init__(embedding, hidden, img_dim, out_dim, dropout)
+        super().__init__(embedding, hidden, img_dim, out_dim, dropout, image_norm)
         if self.attend:
             self.history_attention = AdditiveAttention(hidden, hidden, hidden, dropout)
         self.dialog_rnn = nn.LSTM(3 * hidden, hidden, batch_first=True)

@@ -44,8 +44,9 @@ class LateFusion(DialogEncoder):
         img_dim: int = 512,
         out_dim: int = 512,
         dropout: float = 0.5,
+        image_norm: str = "none",
     ):
-        super().__init__(embedding, hidden, img_dim, out_dim, dropout)
+        super().__init__(embedding, hidden, img_dim, out_dim, dropout, image_norm)
         self.fusion = nn.Linear(3 * hidden, out_dim)
 
     def encode_history(self, batch: DialogBatch) -> Tensor:

@@ -23,8 +23,9 @@ class MemoryNetwork(DialogEncoder):
         img_dim: int = 512,
         out_dim: int = 512,
         dropout: float = 0.5,
+        image_norm: str = "none",
     ):
-        super().__init__(embedding, hidden, img_dim, out_dim, dropout)
+        super().__init__(embedding, hidden, img_dim, out_dim, dropout, image_norm)
         self.fusion = nn.Linear(2 * hidden, out_dim)
 
     def read_memory(self, m_q: Tensor, memories: Tensor, mask: Tensor) -> Tensor:
