@@ -28,9 +28,13 @@ def main(
     image_use: Annotated[
         Path | None, opt("The compare stage's image-use JSON (none: no such table).")
     ] = None,
+    seeds: Annotated[
+        Path | None, opt("visdial seeds' JSON: each verdict's k of n runs (absent: not run).")
+    ] = None,
 ) -> None:
-    """Write OUT/README.md: the claims table (from COMPARISONS), Tables 1/2/4, Table-3 samples,
-    answer diversity (G-DIS − G-MLE with a bootstrap CI over dialogs), plots.
+    """Write OUT/README.md: the claims table (from COMPARISONS; each verdict's k of n seed runs
+    from SEEDS), Tables 1/2/4, Table-3 samples, answer diversity (G-DIS − G-MLE with a bootstrap
+    CI over dialogs), plots.
 
     Reads METRICS/*.json, MODELS/<g_mle|g_dis>/best.pt and LIVE/*/curves.png; also writes
     OUT/samples.json, OUT/diversity.json, OUT/metrics.png and OUT/diversity.png.
@@ -43,7 +47,7 @@ def main(
         cfg, prepared=prepared, features=features, models_dir=models, metrics_dir=metrics,
         live_dir=live, out_dir=out, device=resolve_device(cfg.device), comparisons=comparisons,
         resampling=Resampling(resamples=how.resamples, seed=how.seed, level=how.level),
-        image_use=image_use,
+        image_use=image_use, seeds=seeds,
     )  # fmt: skip
     for kind in ("missing_metrics", "missing_models"):
         if result[kind]:

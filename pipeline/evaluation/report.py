@@ -38,6 +38,7 @@ from pipeline.evaluation.compare import (
 )
 from pipeline.evaluation.diversity import diversity, generic_set
 from pipeline.evaluation.meaning import grade, shares_by_kind
+from pipeline.evaluation.seeds import VERDICTS, majority, stability
 from pipeline.models.checkpoint import load_checkpoint, load_model
 from pipeline.models.decoder import Decoding, generate
 from pipeline.models.generator import GenerativeModel
@@ -211,6 +212,20 @@ def load_comparisons(path: Path | None) -> dict:
         raise InputError(f"{path}: not valid JSON (re-run the compare stage)") from None
 
 
+def load_seeds(path: Path | None) -> dict | None:
+    """``visdial seeds``' JSON (``report/seeds.json``: runs, variants, claims with verdict
+    counts); ``None`` when there is none (the report then says "seeds not run")."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        doc = None
+    if not isinstance(doc, dict) or not isinstance(doc.get("claims"), dict):
+        raise InputError(f"{path}: not the JSON of visdial seeds (re-run visdial seeds)")
+    return doc
+
+
 def per_dialog(rounds: list[dict], answers: list[list[str]]) -> list[list[tuple[str, ...]]]:
     """Answers (in round order) grouped by dialog, as token tuples."""
     groups: dict[int, list[tuple[str, ...]]] = {}
@@ -232,12 +247,14 @@ def build_report(
     comparisons: Path | None = None,
     resampling: Resampling | None = None,
     image_use: Path | None = None,
+    seeds: Path | None = None,
     progress: bool = True,
 ) -> dict:
     """Write ``out_dir/{README.md, samples.json, diversity.json, metrics.png, diversity.png}``.
 
-    ``comparisons`` (the ``compare`` stage's JSON) gives the claims table; ``resampling`` the
-    bootstrap of the diversity differences. Returns ``{"missing_metrics": [...],
+    ``comparisons`` (the ``compare`` stage's JSON) gives the claims table, ``seeds``
+    (``visdial seeds``' JSON, optional) each verdict's stability over seed runs; ``resampling``
+    the bootstrap of the diversity differences. Returns ``{"missing_metrics": [...],
     "missing_models": [...], "diversity": {...}}``.
     """
     adversarial = check_adversarial(cfg.adversarial)
@@ -312,6 +329,7 @@ def build_report(
         div,
         missing_models,
         claims=load_comparisons(comparisons),
+        seeds=load_seeds(seeds),
         image_use=load_comparisons(image_use),
         graded=graded,
         transfer=transfer_section(models_dir, [cfg.g_dis, *(g for _, g in adversarial.values())]),
@@ -343,6 +361,7 @@ def render_markdown(
     graded: dict | None = None,
     transfer: list[str] | None = None,
     image_use: dict | None = None,
+    seeds: dict | None = None,
 ) -> str:
     md = [
         "# Report: Best of Both Worlds on this data",
@@ -353,7 +372,7 @@ def render_markdown(
         "",
     ]
     if claims:
-        md += claims_section(claims)
+        md += claims_section(claims, seeds)
     if image_use:
         paired = [v for pair in adversarial.values() for v in pair]
         md += image_use_section(image_use, [*cfg.generative, *cfg.discriminative, *paired])
@@ -651,8 +670,18 @@ def image_use_section(used: dict, order: Sequence[str] = ()) -> list[str]:
     return md + [""]
 
 
-def claims_section(claims: dict) -> list[str]:
-    """The claims table: each pair's paper Δ, our Δ [95 % CI] and the verdict, per metric."""
+def claims_section(claims: dict, seeds: dict | None = None) -> list[str]:
+    """The claims table: each pair's paper Δ, our Δ [95 % CI] and the verdict, per metric, with
+    the verdict's stability over the seed runs of ``seeds`` (``visdial seeds``' JSON; ``None``:
+    seeds not run), and a summary that calls a claim reproduced only when most runs did."""
+    runs = (seeds or {}).get("runs") or []
+    named = ", ".join(f"{r['name']} {tuple(r['seeds'])}" for r in runs)
+    stable = (
+        f"the runs of `report/seeds.md` that gave it: k of n runs (n = {len(runs)}: {named})."
+        if seeds
+        else "its stability over seed runs, here **seeds not run** (`visdial seeds`, "
+        "docs/evaluation.md): every verdict is this one run's."
+    )
     md = [
         "## Claims of the paper on this data",
         "",
@@ -661,9 +690,14 @@ def claims_section(claims: dict) -> list[str]:
         "excludes 0 on the paper's side, **contradicted** = on the other side, "
         "**not significant** = it contains 0. Details: `report/comparisons.json`.",
         "",
+        "A single run's CI covers test-set sampling only, not training noise (another seed, or "
+        f"another CPU, trains other models: docs/evaluation.md), so each verdict is followed by "
+        f"{stable}",
+        "",
     ]
     head = [f"{HEADERS[m]}: paper / ours [95 % CI] / verdict" for m in CLAIM_METRICS]
     md += ["| A | B | " + " | ".join(head) + " |", "| --- | --- |" + " --- |" * len(head)]
+    across = (seeds or {}).get("claims") or {}
     for name, row in claims.items():
         a, _, b = name.partition("_vs_")
         if "missing" in row:
@@ -677,6 +711,36 @@ def claims_section(claims: dict) -> list[str]:
                 continue
             paper = "–" if r["paper"] is None else _signed(m, r["paper"])
             ours = f"{_signed(m, r['delta'])} {_ci(m, r)}"
-            cells.append(f"{paper} / {ours} / **{r['verdict']}**")
+            runs_of = f" ({stability(r['verdict'], across.get(name, {}).get(m))})" if seeds else ""
+            cells.append(f"{paper} / {ours} / **{r['verdict']}**{runs_of}")
         md.append(f"| {a} | {b} | " + " | ".join(cells) + " |")
-    return md + [""]
+    return md + ["", *_claims_summary(claims, seeds), ""]
+
+
+def _claims_summary(claims: dict, seeds: dict | None) -> list[str]:
+    """One paragraph: claim metrics reproduced / contradicted in most seed runs (only those are
+    called reproduced), and this run's own count beside it."""
+    shown = [(name, m, row[m]) for name, row in claims.items() if "missing" not in row
+             for m in CLAIM_METRICS if row.get(m)]  # fmt: skip
+    here = {v: sum(r["verdict"] == v for _, _, r in shown) for v in VERDICTS}
+    alone = ", ".join(f"{here[v]} {v}" for v in VERDICTS)
+    if not seeds:
+        return [
+            f"**Summary** ({len(shown)} claim metrics): seeds not run, so no claim is called "
+            f"reproduced across runs; this run alone: {alone}."
+        ]
+    across = seeds.get("claims") or {}
+    most = {(name, m): majority(across.get(name, {}).get(m) or {}) for name, m, _ in shown}
+    by_verdict = {v: [k for k, got in most.items() if got == v] for v in VERDICTS}
+    listed = {}
+    for name, m in by_verdict["reproduced"]:
+        listed.setdefault(name.replace("_vs_", " − "), []).append(HEADERS[m])
+    which = "; ".join(f"{pair} ({', '.join(ms)})" for pair, ms in listed.items()) or "none"
+    unsettled = sum(got is None for got in most.values())
+    return [
+        f"**Summary** ({len(shown)} claim metrics, {len(seeds.get('runs') or [])} seed runs): "
+        f"**reproduced in most runs: {len(by_verdict['reproduced'])}** — {which}; contradicted "
+        f"in most runs: {len(by_verdict['contradicted'])}; not significant in most runs: "
+        f"{len(by_verdict['not significant'])}; no verdict in most runs (or not in the seed runs): "
+        f"{unsettled}. This run alone: {alone}."
+    ]

@@ -95,6 +95,23 @@ def summarize(runs: list[dict]) -> dict:
     }
 
 
+def majority(counts: dict) -> str | None:
+    """The verdict of more than half of a claim metric's ``n`` runs (a ``claims`` entry of the
+    summary: ``n`` and a count per verdict), ``None`` when no verdict has most runs."""
+    n = counts.get("n") or 0
+    return next((v for v in VERDICTS if 2 * (counts.get(v) or 0) > n), None)
+
+
+def stability(verdict: str, counts: dict | None) -> str:
+    """``"2 of 3 runs"``: in how many seed runs a claim metric got ``verdict``, and what the
+    others got (``"1 of 3 runs; 2 not significant"``); without ``counts`` "not in the seeds"."""
+    if not counts or not counts.get("n"):
+        return "not in the seed runs"
+    others = [f"{counts[v]} {v}" for v in VERDICTS if v != verdict and counts.get(v)]
+    text = f"{counts.get(verdict) or 0} of {counts['n']} runs"
+    return "; ".join([text, *others])
+
+
 def _fmt(metric: str, s: dict) -> str:
     scale, digits = (100, 2) if metric.startswith("r@") else (1, 2 if metric == "mean_rank" else 4)
     return f"{scale * s['mean']:.{digits}f} ± {scale * s['std']:.{digits}f} ({s['n']})"
@@ -108,7 +125,8 @@ def seeds_markdown(summary: dict) -> str:
         "",
         f"Runs (train_g, train_d, transfer seeds): {names}. Mean ± std (n) over runs; R@k in "
         "percent. A claim's verdict per seed comes from its paired bootstrap CI "
-        "(`report/comparisons.json` of that run).",
+        "(`report/comparisons.json` of that run); most runs = the verdict of more than half "
+        "of them (– when none has), the only one the report's summary counts.",
         "",
         "## Test metrics per variant",
         "",
@@ -122,8 +140,9 @@ def seeds_markdown(summary: dict) -> str:
         "",
         "## Claims (A − B)",
         "",
-        "| A | B | metric | Δ mean ± std (n) | reproduced | not significant | contradicted |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: |",
+        "| A | B | metric | Δ mean ± std (n) | reproduced | not significant | contradicted | "
+        "most runs |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |",
     ]
     for pair, rows in summary["claims"].items():
         a, _, b = pair.partition("_vs_")
@@ -132,6 +151,6 @@ def seeds_markdown(summary: dict) -> str:
                 r = rows[key]
                 md.append(
                     f"| {a} | {b} | {key} | {_fmt(key, r)} | {r['reproduced']} | "
-                    f"{r['not significant']} | {r['contradicted']} |"
+                    f"{r['not significant']} | {r['contradicted']} | {majority(r) or '–'} |"
                 )
     return "\n".join(md) + "\n"

@@ -16,7 +16,9 @@ from pipeline.evaluation.report import (
     adversarial_table,
     build_report,
     check_adversarial,
+    claims_section,
     image_use_section,
+    load_seeds,
     metrics_table,
 )
 from stages.cli import app
@@ -173,12 +175,15 @@ def test_deltas_and_the_claims_table_are_re_derived_from_the_files(tiny_data, tm
         "hciae-g-mle_vs_lf-g": {"missing": ["lf-g"]},
     }
     (tmp_path / "comparisons.json").write_text(json.dumps(claims))
+    seeds = {"runs": [{"name": "s0", "seeds": [0, 0, 0]}, {"name": "s1", "seeds": [1, 1, 1]}],
+             "claims": {"hciae-g-dis_vs_hciae-g-mle": {"mrr": _counts(1, 1, 0)}}}  # fmt: skip
+    (tmp_path / "seeds.json").write_text(json.dumps(seeds))
     prepared, features = tiny_data
     build_report(
         ReportConfig(samples=2, batch_size=3), prepared=prepared, features=features,
         models_dir=tmp_path / "models", metrics_dir=metrics, live_dir=tmp_path / "live",
         out_dir=tmp_path / "report", device=CPU, progress=False,
-        comparisons=tmp_path / "comparisons.json",
+        comparisons=tmp_path / "comparisons.json", seeds=tmp_path / "seeds.json",
     )  # fmt: skip
     text = (tmp_path / "report/README.md").read_text()
     # G-DIS − G-MLE from the metrics files: R@5 0.7 − 0.6, MRR 0.55 − 0.5
@@ -188,10 +193,84 @@ def test_deltas_and_the_claims_table_are_re_derived_from_the_files(tiny_data, tm
         "## Table 1: generative models"
     )  # the claims open the report
     row = next(line for line in lines if line.startswith("| hciae-g-dis | hciae-g-mle |"))
-    assert "+0.0081 / +0.0500 [+0.0400, +0.0600] / **reproduced**" in row
-    assert "+1.73 / +10.00 [+9.00, +11.00] / **reproduced**" in row
+    assert "+0.0081 / +0.0500 [+0.0400, +0.0600] / **reproduced** (1 of 2 runs; 1 not " in row
+    assert "+1.73 / +10.00 [+9.00, +11.00] / **reproduced** (not in the seed runs)" in row
     assert "-1.78 / -1.00 [-1.01, -0.99] / **reproduced**" in row
     assert "| hciae-g-mle | lf-g | not evaluated: lf-g |" in text
+    assert "**reproduced in most runs: 0** — none;" in text  # 1 of 2 is not most
+
+
+def _counts(reproduced: int, not_significant: int, contradicted: int) -> dict:
+    """A claim metric of ``report/seeds.json``: Δ stats and a count per verdict."""
+    n = reproduced + not_significant + contradicted
+    return {"mean": 0.01, "std": 0.01, "n": n, "reproduced": reproduced,
+            "not significant": not_significant, "contradicted": contradicted}  # fmt: skip
+
+
+def _claim(verdicts: dict[str, str]) -> dict:
+    return {m: {"delta": 0.02, "ci_low": 0.01, "ci_high": 0.03, "p": 0.01, "paper": 0.01,
+                "verdict": v} for m, v in verdicts.items()}  # fmt: skip
+
+
+CLAIMS = {
+    "a-g_vs_b-g": _claim({"mrr": "reproduced", "r@5": "reproduced", "mean_rank": "reproduced"}),
+    "c-d_vs_d-d": _claim({"mrr": "not significant", "r@5": "reproduced"}),
+    "e-d_vs_f-d": {"missing": ["f-d"]},
+}
+SEEDS = {
+    "runs": [{"name": n, "seeds": [i, i, i]} for i, n in enumerate(("workspace", "x", "y"))],
+    "claims": {
+        "a-g_vs_b-g": {"mrr": _counts(3, 0, 0), "r@5": _counts(1, 2, 0),
+                       "mean_rank": _counts(2, 0, 1)},
+        "c-d_vs_d-d": {"mrr": _counts(2, 1, 0), "r@5": _counts(1, 1, 1)},
+    },
+}  # fmt: skip
+
+
+def test_each_verdict_carries_its_k_of_n_seed_runs():
+    lines = claims_section(CLAIMS, SEEDS)
+    row = next(line for line in lines if line.startswith("| a-g | b-g |"))
+    assert "**reproduced** (3 of 3 runs) |" in row  # MRR
+    assert "**reproduced** (1 of 3 runs; 2 not significant) |" in row  # R@5
+    assert "**reproduced** (2 of 3 runs; 1 contradicted) |" in row  # mean rank
+    row = next(line for line in lines if line.startswith("| c-d | d-d |"))
+    assert "**not significant** (1 of 3 runs; 2 reproduced) |" in row
+    assert "**reproduced** (1 of 3 runs; 1 not significant; 1 contradicted) |" in row
+    assert row.endswith("| – |")  # no mean rank in this run
+    text = "\n".join(lines)
+    assert "n = 3: workspace (0, 0, 0), x (1, 1, 1), y (2, 2, 2)" in text
+    assert "A single run's CI covers test-set sampling only" in text
+
+
+def test_the_summary_calls_reproduced_only_what_most_runs_reproduced():
+    """This run reproduces 4 claim metrics; most seed runs reproduce 3 of them (a−b MRR and
+    mean rank, c−d MRR, which this run calls not significant)."""
+    (summary,) = [line for line in claims_section(CLAIMS, SEEDS) if line.startswith("**Summary")]
+    assert "(5 claim metrics, 3 seed runs)" in summary
+    assert "**reproduced in most runs: 3** — a-g − b-g (MRR, Mean); c-d − d-d (MRR);" in summary
+    assert (
+        "not significant in most runs: 1;" in summary and "contradicted in most runs: 0" in summary
+    )
+    assert "no verdict in most runs (or not in the seed runs): 1." in summary
+    assert "This run alone: 4 reproduced, 1 not significant, 0 contradicted." in summary
+
+
+def test_without_seeds_the_table_says_seeds_not_run():
+    text = "\n".join(claims_section(CLAIMS, None))
+    assert "**seeds not run**" in text and "runs)" not in text
+    assert "seeds not run, so no claim is called reproduced across runs; this run alone: 4 " in text
+
+
+def test_load_seeds_reads_the_committed_file_and_refuses_another(tmp_path):
+    from tests.conftest import REPO
+
+    assert load_seeds(tmp_path / "absent.json") is None and load_seeds(None) is None
+    committed = load_seeds(REPO / "report/seeds.json")
+    assert committed["claims"] and all("n" in m for c in committed["claims"].values()
+                                       for m in c.values())  # fmt: skip
+    (tmp_path / "bad.json").write_text("[]")
+    with pytest.raises(InputError, match="bad.json: not the JSON of visdial seeds"):
+        load_seeds(tmp_path / "bad.json")
 
 
 def test_image_use_table_follows_the_tables_order_and_says_who_uses_the_image():
