@@ -16,7 +16,10 @@ SAMPLES = REPO.parent / "shared" / "data" / "visdial_1.0_val_samples"
 @pytest.fixture
 def samples() -> Path:
     if not SAMPLES.exists():
-        pytest.skip(f"real VisDial samples not found at {SAMPLES}")
+        pytest.skip(
+            f"real VisDial samples not found at {SAMPLES}: these tests need the shared folder "
+            "beside the clone (../shared/data/visdial_1.0_val_samples)"
+        )
     return SAMPLES
 
 

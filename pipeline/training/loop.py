@@ -13,9 +13,11 @@ resumes stale state. The resume directory lies outside the stage's DVC outputs (
 ``.resume/<stage>``, gitignored): no output is ``persist``, so DVC's run-cache can restore a
 finished stage instead of rerunning it. State of other fingerprints is removed when a run
 starts. Every epoch reseeds the RNGs from ``(seed, epoch)`` and shuffles with the same seed, so
-an interrupted-and-resumed CPU run ends with the same weights as an uninterrupted one. The
-dvclive log is rebuilt from the checkpoint history, so it never has gaps or repeated steps after
-an interruption.
+an interrupted-and-resumed CPU run ends with the same weights as an uninterrupted one.
+
+Logging: the dvclive log is opened once per run, refilled first from the checkpoint history (so
+it never has gaps or repeated steps after an interruption), then given one step as each epoch
+ends; ``curves.png`` is drawn once, when the run publishes its models.
 """
 
 from __future__ import annotations
@@ -266,10 +268,12 @@ class Trainer:
 
     @contextmanager
     def _live_log(self, history: list) -> Iterator[object | None]:
-        """The run's dvclive log (rank 0; None elsewhere), opened once: rebuilt from the
-        checkpoint history, so it never has gaps or repeated steps after an interruption, then
-        one step per epoch (:meth:`_log_step`). Opening a ``Live`` costs ~0.25 s and drawing
-        ``curves.png`` ~0.6 s, as much as a demo epoch: ``curves.png`` is drawn once, on publish.
+        """The run's dvclive log (rank 0; None elsewhere), opened once per run: refilled from
+        the checkpoint history, then one step per epoch (:meth:`_log_step`).
+
+        Opening a ``Live`` costs ~0.25 s and drawing ``curves.png`` ~0.6 s: reopening the log and
+        redrawing the curves after every epoch, as the loop once did, cost ≈ 0.8 s an epoch, half
+        a demo epoch's training (docs/training.md). Now each is done once a run.
         """
         if not self.dist.main:
             yield None
