@@ -11,6 +11,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def plotted(key: str) -> bool:
+    """Whether a logged key is drawn as a curve: every metric but ``epoch`` and the counts
+    (``val_count``, constant across epochs)."""
+    return key != "epoch" and "count" not in key
+
+
 def plot_curves(history: list[dict], path: str | Path, title: str = "") -> None:
     """Training loss and validation metrics per epoch, one panel each, to ``path`` (PNG).
 
@@ -19,7 +25,7 @@ def plot_curves(history: list[dict], path: str | Path, title: str = "") -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    keys = [k for row in history for k in row if k != "epoch" and "count" not in k]
+    keys = [k for row in history for k in row if plotted(k)]
     keys = list(dict.fromkeys(keys))
     fig, axes = _grid(len(keys), 3, (3.4, 2.6))
     for ax, key in zip(axes, keys, strict=False):

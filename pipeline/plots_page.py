@@ -1,12 +1,12 @@
 """An offline page template for ``dvc plots show``: Vega, Vega-Lite and Vega-Embed inside it.
 
 DVC's default page loads the three libraries from a CDN, so it is blank without a network.
-``dvc plots show`` takes a template (``plots.html_template`` in ``.dvc/config``, relative to
-``.dvc/``) holding ``{plot_divs}``; DVC replaces the placeholders by plain text substitution
-and adds its CDN ``<script>`` tags only where the template holds ``{scripts}``, which ours does
-not. The libraries come from ``vl-convert-python``'s bundle (one script that sets
-``window.vega``, ``window.vegaLite`` and ``window.vegaEmbed``), pinned to the Vega-Lite major
-version DVC's plot specs use (v5).
+``dvc plots show`` takes a template (``plots.html_template``, relative to ``.dvc/``; ``visdial
+plots-page`` sets it in the gitignored ``.dvc/config.local``) holding ``{plot_divs}``; DVC
+replaces the placeholders by plain text substitution and adds its CDN ``<script>`` tags only
+where the template holds ``{scripts}``, which ours does not. The libraries come from
+``vl-convert-python``'s bundle (one script that sets ``window.vega``, ``window.vegaLite`` and
+``window.vegaEmbed``), pinned to the Vega-Lite major version DVC's plot specs use (v5).
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ COMMANDS = [
     ("compare", "stages.compare"),
     ("report", "stages.report"),
     ("gallery", "stages.gallery"),
+    ("publish", "stages.publish"),
     ("seeds", "stages.seeds"),
     ("chat", "stages.chat"),
     ("answer", "stages.answer"),

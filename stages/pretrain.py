@@ -19,7 +19,7 @@ VariantOpt = Annotated[str, opt("Model variant, e.g. hciae-g-mle or hciae-d-np-a
 Prepared = Annotated[Path, opt("Output of the prepare stage.")]
 Features = Annotated[Path, opt("Output of the features stage.")]
 Out = Annotated[Path, opt("Where best.pt and last.pt go, e.g. models/VARIANT.")]
-Live = Annotated[Path, opt("dvclive log + curves.png, e.g. live/VARIANT.")]
+Live = Annotated[Path, opt("The log (metrics.json) + curves.png, e.g. live/VARIANT.")]
 Resume = Annotated[Path, opt("Resumable state (not an output), e.g. .resume/VARIANT.")]
 
 
@@ -47,7 +47,7 @@ def command(section: str, summary: str) -> Callable[..., None]:
     main.__doc__ = f"""{summary}
 
     Settings come from params.yaml (model.*, {section}.*). Writes OUT/{{best,last}}.pt, the
-    dvclive log + curves.png in LIVE, and resumable state in RESUME (a rerun after an
+    log (metrics.json) + curves.png in LIVE, and resumable state in RESUME (a rerun after an
     interruption continues after the last finished epoch). Runs under
     `torchrun --nproc_per_node=K -m stages.{section} ...` with DistributedDataParallel too.
     """

@@ -19,7 +19,7 @@ def main(
     prepared: Annotated[Path, opt("Output of prepare.")],
     features: Annotated[Path, opt("Output of features.")],
     out_g: Annotated[Path, opt("Where the trained G goes; its name is the variant's.")],
-    live: Annotated[Path, opt("dvclive log + curves.png.")],
+    live: Annotated[Path, opt("The log (metrics.json) + curves.png.")],
     resume: Annotated[Path, opt("Resumable state (not an output).")],
     mode: Annotated[str, opt("dis (G-DIS) | gan1 | gan2 (Table 4).")] = "dis",
     out_d: Annotated[Path | None, opt("Where the trained D goes (gan1 / gan2 only).")] = None,
@@ -27,7 +27,7 @@ def main(
     """Train G against D with L_G (Eq. 5) + alpha * L_MLE (paper §4.3, §5; Table 4 for GAN modes).
 
     Settings come from params.yaml (transfer.*). Writes OUT_G/{best,last}.pt (and OUT_D/ for
-    gan1/gan2), the dvclive log + curves.png in LIVE and resumable state in RESUME.
+    gan1/gan2), the log (metrics.json) + curves.png in LIVE and resumable state in RESUME.
     """
     params = load_params()
     files = TransferFiles(resume_dir=resume, live_dir=live, g_out=out_g, d_out=out_d)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 from pathlib import Path
 
 import numpy as np
@@ -172,7 +171,7 @@ def build_gallery(
                 f"features.patterns.test: {pattern!r}: expected one printf field"
             ) from None
         entry["image"] = image_data_url(path)
-        entry["image_path"] = os.path.relpath(path, out.parent)
+        entry["image_path"] = str(path)  # as given (from the repository root in dvc.yaml)
         entries.append(entry)
     models = {"G-MLE": cfg.g_mle, "G-DIS": cfg.g_dis, "D": cfg.discriminator}
     with atomic_path(out) as tmp:

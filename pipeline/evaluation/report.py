@@ -249,8 +249,12 @@ def build_report(
     image_use: Path | None = None,
     seeds: Path | None = None,
     progress: bool = True,
+    pages_dir: Path | None = None,
 ) -> dict:
     """Write ``out_dir/{README.md, samples.json, diversity.json, metrics.png, diversity.png}``.
+
+    ``pages_dir`` (default ``out_dir``) takes README.md and samples.json instead; README.md's
+    links stay relative to ``out_dir``, where the ``publish`` stage copies both (dvc.yaml).
 
     ``comparisons`` (the ``compare`` stage's JSON) gives the claims table, ``seeds``
     (``visdial seeds``' JSON, optional) each verdict's stability over seed runs; ``resampling``
@@ -317,7 +321,9 @@ def build_report(
     with atomic_path(out_dir / "diversity.png") as tmp:
         rows = {k: v for k, v in div.items() if "distinct_share" in v}
         plot_metric_bars(rows, tmp, DIVERSITY_KEYS, "diversity of test answers")
-    write_json(out_dir / "samples.json", samples)
+    pages_dir = pages_dir or out_dir
+    pages_dir.mkdir(parents=True, exist_ok=True)
+    write_json(pages_dir / "samples.json", samples)
     write_json(out_dir / "diversity.json", div)
     write_json(out_dir / "meaning.json", graded)
     text = render_markdown(
@@ -337,7 +343,7 @@ def build_report(
         selection=selected_epochs(models_dir, variants),
         out_dir=out_dir,
     )
-    with atomic_path(out_dir / "README.md") as tmp:
+    with atomic_path(pages_dir / "README.md") as tmp:
         tmp.write_text(text)
     return {
         "missing_metrics": [v for v, m in metrics.items() if m is None],

@@ -1,4 +1,4 @@
-"""The training loop shared by every model: epochs, resume, validation, DDP, dvclive, curves.
+"""The training loop shared by every model: epochs, resume, validation, DDP, the log, curves.
 
 A model's ``forward(batch)`` returns ``(loss_sum, count)``; the loss that is backpropagated is
 ``loss_sum * world / global_count``, so DistributedDataParallel's gradient *mean* over ranks is
@@ -15,9 +15,13 @@ finished stage instead of rerunning it. State of other fingerprints is removed w
 starts. Every epoch reseeds the RNGs from ``(seed, epoch)`` and shuffles with the same seed, so
 an interrupted-and-resumed CPU run ends with the same weights as an uninterrupted one.
 
-Logging: the dvclive log is opened once per run, refilled first from the checkpoint history (so
-it never has gaps or repeated steps after an interruption), then given one step as each epoch
-ends; ``curves.png`` is drawn once, when the run publishes its models.
+The log, ``<live_dir>/metrics.json`` (:func:`live_log`), is rewritten from the checkpoint
+history at the start and after every epoch, so it never has gaps or repeated epochs after an
+interruption: the last value of every metric (``dvc metrics show``) and the per-epoch
+``history`` that ``dvc.yaml``'s top-level plots overlay across variants. It is one file, a DVC
+metrics output, so DVC's run-cache restores it with the model (a directory of per-metric TSVs
+would have to be a stage ``plots:`` output, one chart per metric per variant). ``curves.png`` is
+drawn once, when the run publishes (≈ 0.6 s, as much as a demo epoch).
 """
 
 from __future__ import annotations
@@ -26,8 +30,7 @@ import dataclasses
 import hashlib
 import json
 import shutil
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,7 +40,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from pipeline.atomic import atomic_path
 from pipeline.config import PretrainConfig
-from pipeline.plots import plot_curves
+from pipeline.plots import plot_curves, plotted
 from pipeline.progress import Bar, live_bar
 from pipeline.runtime import Dist, autocast, seed_everything
 
@@ -59,11 +62,11 @@ def bar_text(
 
 @dataclass
 class RunFiles:
-    """Where one variant's training writes: resumable state, final models, dvclive log."""
+    """Where one variant's training writes: resumable state, final models, the log."""
 
     resume_dir: Path  # resumable state, <resume_dir>/<fingerprint>/ (not a DVC output)
     out_dir: Path  # best.pt, last.pt (DVC-cached)
-    live_dir: Path  # dvclive metrics + plots, curves.png
+    live_dir: Path  # metrics.json (the log, :func:`live_log`), curves.png
 
 
 @dataclass
@@ -89,7 +92,6 @@ class Trainer:
     # The run's one progress bar (rank 0 only), and the val MRR it shows.
     _bar: Bar | None = field(default=None, init=False, repr=False)
     _last_mrr: float | None = field(default=None, init=False, repr=False)
-    _live: object | None = field(default=None, init=False, repr=False)  # dvclive.Live, rank 0
 
     def fingerprint(self) -> str:
         """What determines the weights after epoch k (not ``epochs`` or ``patience``: a longer
@@ -120,9 +122,12 @@ class Trainer:
         self._last_mrr = last.get(f"val_{SELECT_BY}")
         enabled = self.progress and self.dist.main and start < self.cfg.epochs
         bar = live_bar(None, self._bar_text(start + 1), "batch", enabled)
-        with bar as self._bar, self._live_log(history) as self._live:
+        if self.dist.main:  # the log of a resumed run starts as the checkpoint's history
+            shutil.rmtree(self.files.live_dir, ignore_errors=True)
+            self._write_log(history)
+        with bar as self._bar:
             self._train(model, wrapped, optimizer, start, history, best)
-        self._bar = self._live = None
+        self._bar = None
         if self.dist.main:
             self._publish(history)
         return history
@@ -148,7 +153,7 @@ class Trainer:
                     best = metrics[f"val_{SELECT_BY}"]
                     self._save(self.state_dir / "best.pt", model, None, epoch, history, best)
                 self._save(self.state_dir / "last.pt", model, optimizer, epoch, history, best)
-                self._log_step(self._live, metrics)
+                self._write_log(history)
             self.dist.barrier()
 
     def _bar_text(self, epoch: int, loss: float | None = None) -> str:
@@ -261,37 +266,34 @@ class Trainer:
         rows = self._rows(history)
         plot_curves(rows, self.files.live_dir / "curves.png", title=self.meta.get("variant", ""))
 
-    # ---- dvclive ----------------------------------------------------------------------------
+    # ---- the log ----------------------------------------------------------------------------
     def _rows(self, history: list) -> list[dict]:
-        """The logged rows: step = epoch, with epoch 0 (the starting weights) when validated."""
+        """The logged rows, one per epoch, with epoch 0 (the starting weights) when validated."""
         return ([self._initial] if self._initial else []) + history
 
-    @contextmanager
-    def _live_log(self, history: list) -> Iterator[object | None]:
-        """The run's dvclive log (rank 0; None elsewhere), opened once per run: refilled from
-        the checkpoint history, then one step per epoch (:meth:`_log_step`).
+    def _write_log(self, history: list) -> None:
+        """``<live_dir>/metrics.json`` (rank 0): :func:`live_log` of the rows so far."""
+        path = self.files.live_dir / LOG
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            tmp.write_text(live_log(self._rows(history)))
 
-        Opening a ``Live`` costs ~0.25 s and drawing ``curves.png`` ~0.6 s: reopening the log and
-        redrawing the curves after every epoch, as the loop once did, cost ≈ 0.8 s an epoch, half
-        a demo epoch's training (docs/training.md). Now each is done once a run.
-        """
-        if not self.dist.main:
-            yield None
-            return
-        from dvclive import Live  # slow to import: only when a run logs
 
-        shutil.rmtree(self.files.live_dir, ignore_errors=True)
-        live = Live(str(self.files.live_dir), dvcyaml=False, save_dvc_exp=False, report=None)
-        try:
-            for row in self._rows(history):
-                self._log_step(live, row)
-            yield live
-        finally:
-            live.end()
+LOG = "metrics.json"  # in RunFiles.live_dir; dvc.yaml declares it a metrics output
 
-    @staticmethod
-    def _log_step(live, row: dict) -> None:
-        for key, value in row.items():
-            if key != "epoch":
-                live.log_metric(key, value)
-        live.next_step()
+
+def live_log(rows: list[dict]) -> str:
+    """The log of ``rows`` (``{"epoch": e, metric: value, …}``) as JSON text: the last value of
+    every metric and ``epoch`` (what ``dvc metrics show`` / ``dvc exp show`` list; DVC skips the
+    list), then ``history``, one row per epoch with every plotted metric (:func:`plotted`: not
+    the counts), ``null`` where an epoch lacks one (epoch 0 has no training loss): DVC's plots
+    read a list only when all its rows have the same keys."""
+    last: dict = {}
+    for row in rows:
+        last.update({k: v for k, v in row.items() if k != "epoch"})
+    keys = [k for k in dict.fromkeys(k for row in rows for k in row) if plotted(k)]
+    history = [{"epoch": row["epoch"], **{k: row.get(k) for k in keys}} for row in rows]
+    head = json.dumps({**last, "epoch": rows[-1]["epoch"] if rows else 0}, indent=4)
+    lines = ",\n".join(f"        {json.dumps(row)}" for row in history)  # one line per epoch
+    body = f"\n{lines}\n    " if history else ""
+    return f'{head[:-2]},\n    "history": [{body}]\n}}\n'

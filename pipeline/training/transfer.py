@@ -273,7 +273,7 @@ def transfer_diagnostics(
 @dataclass
 class TransferFiles:
     resume_dir: Path  # resumable state (not a DVC output; see pipeline.training.loop)
-    live_dir: Path  # dvclive log + curves.png
+    live_dir: Path  # the log (metrics.json) + curves.png
     g_out: Path  # models/<encoder>-g-<mode>/; its name is the published G's variant name
     d_out: Path | None = None  # models/<encoder>-d-<mode>/ (GAN modes only), likewise
 

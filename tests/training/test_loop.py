@@ -1,3 +1,4 @@
+import json
 import math
 import os
 import re
@@ -46,8 +47,13 @@ def test_outputs_history_and_live_log(tiny_data, tmp_path):
     assert (files.out_dir / "best.pt").exists() and (files.out_dir / "last.pt").exists()
     assert "optimizer" not in load_checkpoint(files.out_dir / "last.pt")
     assert (files.live_dir / "metrics.json").exists() and (files.live_dir / "curves.png").exists()
-    tsv = (files.live_dir / "plots" / "metrics" / "val_mrr.tsv").read_text().splitlines()
-    assert len(tsv) == 3  # header + one row per epoch
+    log = json.loads((files.live_dir / "metrics.json").read_text())
+    assert [row["epoch"] for row in log["history"]] == [1, 2]  # one row per epoch
+    assert log["epoch"] == 2 and log["val_mrr"] == history[-1]["val_mrr"]  # the last values
+    assert log["val_count"] == history[-1]["val_count"]  # listed, but a constant: not plotted
+    assert all(set(row) == set(log["history"][0]) for row in log["history"])  # DVC plots need it
+    assert "val_count" not in log["history"][0] and "val_mrr" in log["history"][0]
+    assert not (files.live_dir / "plots").exists()  # no per-metric TSVs (one chart each)
 
 
 def test_resume_after_interruption_gives_identical_weights(tiny_data, tmp_path, monkeypatch):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -166,7 +168,7 @@ def test_dis_trains_g_keeps_d_bit_identical_and_publishes(pretrained, tiny_data,
     assert published["meta"]["arch"] == "hciae-g-mle"
     assert set(published["model"]) == set(g0)
     assert load_model(files.g_out / "last.pt").variant.name == "hciae-g-mle"
-    assert (files.live_dir / "plots" / "metrics" / "train_lg.tsv").exists()
+    assert "train_lg" in json.loads((files.live_dir / "metrics.json").read_text())["history"][0]
 
 
 @pytest.mark.parametrize("mode", ["gan1", "gan2"])
@@ -314,8 +316,9 @@ def test_epoch_zero_is_the_pretrained_g_and_never_selected(pretrained, tiny_data
     # lr 0: G does not move, so epoch 0 and epoch 1 see the same G (val is deterministic)
     assert best["history"][0]["val_mrr"] == pytest.approx(initial["val_mrr"])
     assert best["history"][0]["val_lg"] == pytest.approx(initial["val_lg"])
-    steps = (files.live_dir / "plots" / "metrics" / "val_lg.tsv").read_text().splitlines()
-    assert [line.split("\t")[0] for line in steps[1:]] == ["0", "1", "2"]  # step = epoch
+    log = json.loads((files.live_dir / "metrics.json").read_text())["history"]
+    assert [row["epoch"] for row in log] == [0, 1, 2]
+    assert log[0]["train_lg"] is None and log[1]["train_lg"] is not None  # epoch 0: no training
 
 
 @pytest.mark.parametrize("mode", ["gan1", "gan2"])
