@@ -130,3 +130,10 @@ def test_serve_latency_runs(tmp_path, monkeypatch):
     torch.set_num_threads(1)
     out = load("serve").main(["--requests", "2"])
     assert set(out) == {"new image", "cached image", "direct (cached)"}
+
+
+def test_threads_prints_every_layout(capsys):
+    load("threads").main(["--steps", "1"])
+    out = capsys.readouterr().out
+    assert "1 process(es) x 2 thread(s)" in out or "process(es)" in out
+    assert out.count("x ") >= 4 and "vs 1 proc" in out
