@@ -65,7 +65,7 @@ def repo(tmp_path_factory) -> Path:
 def test_repro_produces_the_prepared_data(repo):
     with h5py.File(repo / "data/prepared/dialogs.h5", "r") as h5:
         sizes = {role: len(h5[f"{role}/image_id"]) for role in h5}
-    assert sizes == {"train": 16, "val": 4, "test": 6}  # val held out from the train file
+    assert sizes == {"train": 14, "val": 6, "test": 6}  # val: whole images held out of train
     assert (repo / "data/prepared/vocab.json").exists()
 
 

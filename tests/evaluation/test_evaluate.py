@@ -260,7 +260,7 @@ def test_shuffled_images_score_each_dialog_with_the_next_dialogs_image(tiny_data
     prepared, features = tiny_data
     test = load_data(prepared, features, "test")
     torch.manual_seed(0)
-    model = build_model("hciae-g-mle", vocab_size(prepared), ModelConfig(8, 16, 0.0)).eval()
+    model = build_model("hciae-g-mle", vocab_size(prepared), ModelConfig(8, 16, 0.0, "none")).eval()
     metrics, table = evaluate_split(model, test, 3, CPU, shuffled_images=True)
     assert metrics["mrr_shuffled_images"] == pytest.approx(table["rr_shuffled"].mean())
     n = len(test)

@@ -169,7 +169,8 @@ def test_d_scores_what_d_computes(params, image):
         ids = served.vocab.encode(tokenize(body["answers"][role]))
         with torch.no_grad():
             e = served.d.encode(batch)[-1]  # (D,)
-            f = served.d.answer_encoder(torch.tensor([ids]), torch.tensor([len(ids)]))[0]
+            toks = ids or [0]  # an empty answer is scored as one <pad>, as the app does
+            f = served.d.answer_encoder(torch.tensor([toks]), torch.tensor([len(toks)]))[0]
         assert body["scores"][role] == pytest.approx(float(e @ f), abs=1e-4)
 
 
