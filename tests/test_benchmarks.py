@@ -133,7 +133,11 @@ def test_serve_latency_runs(tmp_path, monkeypatch):
 
 
 def test_threads_prints_every_layout(capsys):
+    import os
+
     load("threads").main(["--steps", "1"])
     out = capsys.readouterr().out
-    assert "1 process(es) x 2 thread(s)" in out or "process(es)" in out
-    assert out.count("x ") >= 4 and "vs 1 proc" in out
+    cores = os.cpu_count() or 1
+    for threads, processes in ((cores, 1), (1, 1), (cores, 2), (1, 2)):
+        assert f"{processes} process(es) x {threads} thread(s)" in out
+    assert "vs 1 proc" in out
